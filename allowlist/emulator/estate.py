@@ -1,0 +1,222 @@
+"""Estate files (TOML or JSON) -> emulator State, with errors that name the file and the entry.
+
+    [emulator]                      # optional
+    page_size = 20                  # items per list page
+    sql_rule_limit = 128            # firewall rules per SQL server
+
+    [[subscriptions]]
+    id = "11111111-0000-0000-0000-000000000001"
+    name = "Production"             # display name; state = "Enabled" by default
+
+    [[sites]]                       # web apps and function apps
+    subscription = "11111111-0000-0000-0000-000000000001"
+    resource_group = "rg-shop"
+    name = "shop-api"
+    kind = "app,linux"              # "functionapp", "functionapp,linux", ...; default "app"
+    tags = { team = "shop" }
+    plan = "plan-shop"              # App Service plan name in the same group (or server_farm_id)
+    sku = "PremiumV3"               # "Dynamic", "FlexConsumption", "PremiumV4", ...
+    outbound_ip_addresses = "20.1.2.3,20.1.2.4"            # a string as ARM returns it, or a list
+    possible_outbound_ip_addresses = ["20.1.2.3", "20.1.2.4", "20.1.2.5"]
+    # optional: outbound_ipv6_addresses, possible_outbound_ipv6_addresses, virtual_network_subnet_id,
+    #           vnet_route_all = true, hosting_environment_id, location
+    slots = [{ name = "staging" }]  # a slot inherits its site's properties unless it sets its own
+
+    [[sql_servers]]
+    subscription = "11111111-0000-0000-0000-000000000001"
+    resource_group = "rg-data"
+    name = "sql-shop"
+    firewall_rules = [{ name = "AllowAllWindowsAzureIps", start = "0.0.0.0", end = "0.0.0.0" }]
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from allowlist.emulator.state import FirewallRule, Site, SqlServer, State, Subscription
+
+
+class EstateError(ValueError):
+    """An estate file that is missing, unreadable or wrong; the message names file and entry."""
+
+
+@dataclass(frozen=True)
+class Estate:
+    state: State
+    page_size: int = 50
+
+
+SITE_KEYS = {
+    "subscription", "resource_group", "name", "kind", "location", "tags", "plan", "server_farm_id", "sku",
+    "outbound_ip_addresses", "possible_outbound_ip_addresses", "outbound_ipv6_addresses",
+    "possible_outbound_ipv6_addresses", "virtual_network_subnet_id", "vnet_route_all",
+    "hosting_environment_id", "slots",
+}  # fmt: skip
+SLOT_KEYS = SITE_KEYS - {"subscription", "resource_group", "slots", "plan"} | {"name", "plan"}
+SERVER_KEYS = {"subscription", "resource_group", "name", "location", "firewall_rules"}
+
+
+def demo_estate_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "demo-estate.toml"
+
+
+def load_estate(path: Path) -> Estate:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise EstateError(f"{path}: cannot read the estate file: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EstateError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EstateError(f"{path}: the estate must be a table/object at the top level")
+    return build_estate(data, str(path))
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> EstateError:
+        return EstateError(f"{self.source}: {where}: {problem}")
+
+    def table(self, value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, "must be a table")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(where, f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def tables(self, data: dict[str, Any], key: str, where: str) -> list[Any]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(f"{where}{key}", "must be a list of tables")
+        return value
+
+    def text(self, entry: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+        value = entry.get(key, default)
+        if value is None:
+            raise self.fail(where, f"'{key}' is required")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where}.{key}", "must be a non-empty string")
+        return value.strip()
+
+    def addresses(self, entry: dict[str, Any], key: str, where: str) -> str | None:
+        """Address lists are kept as ARM returns them: one comma-separated string, untouched."""
+        value = entry.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ",".join(value)
+        raise self.fail(f"{where}.{key}", "must be a comma-separated string or a list of strings")
+
+    def positive(self, entry: dict[str, Any], key: str, where: str, default: int) -> int:
+        value = entry.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.fail(f"{where}.{key}", "must be a whole number of at least 1")
+        return value
+
+
+def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
+    r = _Reader(source)
+    r.table(data, "top level", {"emulator", "subscriptions", "sites", "sql_servers"})
+    settings = r.table(data.get("emulator", {}), "emulator", {"page_size", "sql_rule_limit"})
+    state = State(sql_rule_limit=r.positive(settings, "sql_rule_limit", "emulator", 128))
+    for i, raw in enumerate(r.tables(data, "subscriptions", "")):
+        where = f"subscriptions[{i}]"
+        entry = r.table(raw, where, {"id", "name", "state", "tenant_id"})
+        sub_id = r.text(entry, "id", where)
+        if state.subscription(sub_id) is not None:
+            raise r.fail(where, f"subscription '{sub_id}' is listed twice")
+        state.add_subscription(
+            Subscription(
+                sub_id,
+                r.text(entry, "name", where, default=sub_id),
+                r.text(entry, "state", where, default="Enabled"),
+                r.text(entry, "tenant_id", where, default=Subscription.tenant_id),
+            )
+        )
+
+    def owner(entry: dict[str, Any], where: str) -> tuple[str, str]:
+        sub_id = r.text(entry, "subscription", where)
+        if state.subscription(sub_id) is None:
+            raise r.fail(f"{where}.subscription", f"'{sub_id}' is not in [[subscriptions]]")
+        return sub_id, r.text(entry, "resource_group", where)
+
+    for i, raw in enumerate(r.tables(data, "sites", "")):
+        where = f"sites[{i}]"
+        entry = r.table(raw, where, SITE_KEYS)
+        sub_id, group = owner(entry, where)
+        site = _site_properties(r, entry, where, Site(sub_id, group, r.text(entry, "name", where)))
+        if site.id.lower() in state.sites:
+            raise r.fail(where, f"site '{site.name}' is defined twice in resource group '{group}'")
+        for j, raw_slot in enumerate(r.tables(entry, "slots", f"{where}.")):
+            slot_where = f"{where}.slots[{j}]"
+            slot_entry = r.table(raw_slot, slot_where, SLOT_KEYS)
+            slot_name = r.text(slot_entry, "name", slot_where)
+            slot = _site_properties(
+                r, slot_entry, slot_where, replace(site, slot=slot_name, slots={}, tags=dict(site.tags))
+            )
+            site.slots[slot_name.lower()] = replace(slot, name=site.name)
+        state.add_site(site)
+
+    for i, raw in enumerate(r.tables(data, "sql_servers", "")):
+        where = f"sql_servers[{i}]"
+        entry = r.table(raw, where, SERVER_KEYS)
+        sub_id, group = owner(entry, where)
+        server = SqlServer(sub_id, group, r.text(entry, "name", where), r.text(entry, "location", where, "westeurope"))
+        for j, raw_rule in enumerate(r.tables(entry, "firewall_rules", f"{where}.")):
+            rule_where = f"{where}.firewall_rules[{j}]"
+            rule = r.table(raw_rule, rule_where, {"name", "start", "end"})
+            name = r.text(rule, "name", rule_where)
+            server.rules[name.lower()] = FirewallRule(
+                name, r.text(rule, "start", rule_where), r.text(rule, "end", rule_where, rule.get("start"))
+            )
+        state.add_sql_server(server)
+    return Estate(state, r.positive(settings, "page_size", "emulator", 50))
+
+
+def _site_properties(r: _Reader, entry: dict[str, Any], where: str, site: Site) -> Site:
+    changes: dict[str, Any] = {}
+    for key in ("kind", "location", "sku", "virtual_network_subnet_id", "hosting_environment_id", "server_farm_id"):
+        if key in entry:
+            changes[key] = r.text(entry, key, where)
+    for key in (
+        "outbound_ip_addresses",
+        "possible_outbound_ip_addresses",
+        "outbound_ipv6_addresses",
+        "possible_outbound_ipv6_addresses",
+    ):
+        if key in entry:
+            changes[key] = r.addresses(entry, key, where)
+    if "plan" in entry:
+        changes["server_farm_id"] = (
+            f"/subscriptions/{site.subscription_id}/resourceGroups/{site.resource_group}"
+            f"/providers/Microsoft.Web/serverfarms/{r.text(entry, 'plan', where)}"
+        )
+    if "vnet_route_all" in entry:
+        if not isinstance(entry["vnet_route_all"], bool):
+            raise r.fail(f"{where}.vnet_route_all", "must be true or false")
+        changes["vnet_route_all"] = entry["vnet_route_all"]
+    if "tags" in entry:
+        tags = entry["tags"]
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise r.fail(f"{where}.tags", "must be a table of strings")
+        changes["tags"] = dict(tags)
+    site = replace(site, **changes)
+    if not site.server_farm_id:
+        site = replace(
+            site,
+            server_farm_id=f"/subscriptions/{site.subscription_id}/resourceGroups/{site.resource_group}"
+            f"/providers/Microsoft.Web/serverfarms/{site.name}-plan",
+        )
+    return site

@@ -1,0 +1,1 @@
+"""One module per emulated resource provider; each exposes `routes(page_size)`."""

@@ -1,0 +1,196 @@
+"""Microsoft.Sql servers and their IPv4 firewall rules, with the service's validation and limit.
+
+Validation is written here independently of allowlist's own planner on purpose: the emulator plays
+the service, so a mistake in one is caught by the other.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
+from allowlist.emulator.providers.common import require_resource_group, require_subscription
+from allowlist.emulator.state import FirewallRule, SqlServer, State
+
+SERVER_READ = "Microsoft.Sql/servers/read"
+RULE_READ = "Microsoft.Sql/servers/firewallRules/read"
+RULE_WRITE = "Microsoft.Sql/servers/firewallRules/write"
+RULE_DELETE = "Microsoft.Sql/servers/firewallRules/delete"
+FORBIDDEN_NAME_CHARS = set('<>*%&:;\\/?')
+
+
+def server_body(server: SqlServer) -> JSON:
+    return {
+        "id": server.id,
+        "name": server.name,
+        "type": "Microsoft.Sql/servers",
+        "location": server.location,
+        "kind": "v12.0",
+        "properties": {
+            "fullyQualifiedDomainName": f"{server.name}.database.windows.net",
+            "administratorLogin": "sqladmin",
+            "version": "12.0",
+            "state": "Ready",
+            "workspaceFeature": "Connected",
+            "publicNetworkAccess": "Enabled",
+            "restrictOutboundNetworkAccess": "Disabled",
+            "privateEndpointConnections": [],
+        },
+    }
+
+
+def rule_body(server: SqlServer, rule: FirewallRule, with_type: bool = True) -> JSON:
+    out: JSON = {
+        "id": f"{server.id}/firewallRules/{rule.name}",
+        "name": rule.name,
+        "type": "Microsoft.Sql/servers/firewallRules",
+        "properties": {"startIpAddress": rule.start, "endIpAddress": rule.end},
+    }
+    if not with_type:  # the service's 201 answer carries no type
+        del out["type"]
+    return out
+
+
+def validate_name(name: str) -> None:
+    if not name:
+        raise ArmError(400, "FirewallRuleNameEmpty", "The firewall rule name cannot be empty.")
+    if len(name) > 128:
+        raise ArmError(400, "FirewallRuleNameTooLong", "The firewall rule name exceeds the 128 character limit.")
+    if FORBIDDEN_NAME_CHARS & set(name) or name.endswith("."):
+        raise ArmError(
+            400,
+            "FirewallRuleNameInvalid",
+            "Firewall rule name cannot contain the characters '<, >, *, %, &, :, ;, \\, /, ?' "
+            "and cannot end with '.'.",
+        )
+
+
+def parse_rule(name: str, payload: Any) -> FirewallRule:
+    props = payload.get("properties") if isinstance(payload, dict) else None
+    if not isinstance(props, dict):
+        raise ArmError(400, "InvalidRequestContent", "The request content must contain 'properties'.")
+    start, end = props.get("startIpAddress"), props.get("endIpAddress")
+    try:
+        first = ipaddress.IPv4Address(str(start))
+        last = ipaddress.IPv4Address(str(end))
+    except ValueError as exc:
+        raise ArmError(
+            400, "FirewallRuleNotIPv4Address", f"The firewall rule '{name}' must use IPv4 addresses."
+        ) from exc
+    if first > last:
+        raise ArmError(
+            400,
+            "FirewallRuleInvalidRange",
+            f"The firewall rule '{name}' has a start IP address greater than its end IP address.",
+        )
+    return FirewallRule(name, str(first), str(last))
+
+
+def too_many(limit: int) -> ArmError:
+    # Error 40611 as the service words it; the limit counts AllowAllWindowsAzureIps too.
+    return ArmError(
+        400,
+        "TooManyFirewallRules",
+        f"Windows Azure SQL Database supports a maximum of {limit} firewall rules. (error 40611)",
+    )
+
+
+def routes(page_size: int) -> list[Route]:
+    servers = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Sql/servers"
+    rules = servers + "/{serverName}/firewallRules"
+
+    def find(request: Request, state: State) -> SqlServer:
+        require_resource_group(request, state)
+        p = request.params
+        server_id = f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+        server = state.sql_servers.get(f"{server_id}/providers/Microsoft.Sql/servers/{p['serverName']}".lower())
+        if server is None:
+            raise not_found("Microsoft.Sql/servers", p["serverName"], p["resourceGroupName"])
+        return server
+
+    def list_servers(request: Request, state: State) -> Response:
+        require_subscription(request, state)
+        sub = request.params["subscriptionId"].lower()
+        with state.lock:
+            found = [s for s in state.sql_servers.values() if s.subscription_id.lower() == sub]
+            return page(request, [server_body(s) for s in sorted(found, key=lambda s: s.id.lower())], page_size)
+
+    def get_server(request: Request, state: State) -> Response:
+        with state.lock:
+            return Response(200, server_body(find(request, state)))
+
+    def list_rules(request: Request, state: State) -> Response:
+        with state.lock:
+            server = find(request, state)
+            ordered = sorted(server.rules.values(), key=lambda r: r.name.lower())
+            return page(request, [rule_body(server, r) for r in ordered], page_size)
+
+    def get_rule(request: Request, state: State) -> Response:
+        with state.lock:
+            server = find(request, state)
+            rule = server.rules.get(request.params["ruleName"].lower())
+            if rule is None:
+                raise not_found("Microsoft.Sql/servers/firewallRules", f"{server.name}/{request.params['ruleName']}")
+            return Response(200, rule_body(server, rule))
+
+    def put_rule(request: Request, state: State) -> Response:
+        name = request.params["ruleName"]
+        validate_name(name)
+        payload = request.json()
+        with state.lock:
+            server = find(request, state)
+            rule = parse_rule(name, payload)
+            before = server.rules.get(name.lower())
+            if before is None and len(server.rules) >= state.sql_rule_limit:
+                raise too_many(state.sql_rule_limit)
+            if before is not None:
+                rule = FirewallRule(before.name, rule.start, rule.end)  # the name keeps its first case
+            server.rules[name.lower()] = rule
+            if before != rule:
+                state.record(server.id, rule.name, before, rule)
+            if before is None:
+                return Response(201, rule_body(server, rule, with_type=False))
+            return Response(200, rule_body(server, rule))
+
+    def delete_rule(request: Request, state: State) -> Response:
+        with state.lock:
+            server = find(request, state)
+            before = server.rules.pop(request.params["ruleName"].lower(), None)
+            if before is None:
+                return Response(204)
+            state.record(server.id, before.name, before, None)
+            return Response(200)
+
+    def replace_rules(request: Request, state: State) -> Response:
+        payload = request.json()
+        values = payload.get("values") if isinstance(payload, dict) else None
+        if not isinstance(values, list):
+            raise ArmError(400, "InvalidRequestContent", "The request content must contain 'values'.")
+        new: dict[str, FirewallRule] = {}
+        for item in values:
+            name = str(item.get("name", "")).strip() if isinstance(item, dict) else ""
+            validate_name(name)
+            new[name.lower()] = parse_rule(name, item)
+        if len(new) > state.sql_rule_limit:
+            raise too_many(state.sql_rule_limit)
+        with state.lock:
+            server = find(request, state)
+            for key in sorted(set(server.rules) | set(new)):
+                before, after = server.rules.get(key), new.get(key)
+                if before != after:
+                    state.record(server.id, (after or before).name, before, after)  # type: ignore[union-attr]
+            server.rules = new
+            if not new:
+                return Response(202)
+            return Response(200, rule_body(server, next(iter(new.values()))))
+
+    return [
+        route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Sql/servers", list_servers, SERVER_READ),
+        route("GET", servers + "/{serverName}", get_server, SERVER_READ),
+        route("GET", rules, list_rules, RULE_READ),
+        route("PUT", rules, replace_rules, RULE_WRITE),
+        route("GET", rules + "/{ruleName}", get_rule, RULE_READ),
+        route("PUT", rules + "/{ruleName}", put_rule, RULE_WRITE),
+        route("DELETE", rules + "/{ruleName}", delete_rule, RULE_DELETE),
+    ]

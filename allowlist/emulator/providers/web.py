@@ -1,0 +1,157 @@
+"""Microsoft.Web sites and deployment slots: list per subscription and per group, get, slots."""
+
+from __future__ import annotations
+
+from allowlist.emulator.http import JSON, Request, Response, Route, not_found, page, route
+from allowlist.emulator.providers.common import require_resource_group, require_subscription
+from allowlist.emulator.state import Site, State
+
+READ = "Microsoft.Web/sites/read"
+SLOT_READ = "Microsoft.Web/sites/slots/read"
+
+
+def _host(site: Site) -> str:
+    return f"{site.name}-{site.slot}" if site.slot else site.name
+
+
+def body(site: Site) -> JSON:
+    """A site in the shape of the official ListWebApps / GetWebAppSlot examples."""
+    host = f"{_host(site).lower()}.azurewebsites.net"
+    scm = f"{_host(site).lower()}.scm.azurewebsites.net"
+    props: JSON = {
+        "availabilityState": "Normal",
+        "clientAffinityEnabled": True,
+        "clientCertEnabled": False,
+        "clientCertMode": "Required",
+        "containerSize": 0,
+        "customDomainVerificationId": "7F3BB652450EF7AD0B6AA33064586E4A9CE823A46DF0B2EC6443A68086E84153",
+        "dailyMemoryTimeQuota": 0,
+        "defaultHostName": host,
+        "enabled": True,
+        "enabledHostNames": [host, scm],
+        "hostNameSslStates": [
+            {"name": host, "hostType": "Standard", "sslState": "Disabled"},
+            {"name": scm, "hostType": "Repository", "sslState": "Disabled"},
+        ],
+        "hostNames": [host],
+        "hostNamesDisabled": False,
+        "httpsOnly": True,
+        "hyperV": False,
+        "isXenon": False,
+        "keyVaultReferenceIdentity": "SystemAssigned",
+        "lastModifiedTimeUtc": "2026-11-01T09:00:00.000Z",
+        "outboundIpAddresses": site.outbound_ip_addresses,
+        "outboundVnetRouting": {
+            "allTraffic": site.vnet_route_all,
+            "applicationTraffic": site.vnet_route_all,
+            "backupRestoreTraffic": False,
+            "contentShareTraffic": False,
+            "imagePullTraffic": False,
+            "managedIdentityTraffic": False,
+        },
+        "possibleOutboundIpAddresses": site.possible_outbound_ip_addresses,
+        "redundancyMode": "None",
+        "repositorySiteName": site.name,
+        "reserved": "linux" in site.kind.lower(),
+        "resourceConfig": {"cpu": 1, "memory": "2.0Gi"},
+        "resourceGroup": site.resource_group,
+        "scmSiteAlsoStopped": False,
+        "serverFarmId": site.server_farm_id,
+        "siteConfig": {
+            "alwaysOn": True,
+            "functionAppScaleLimit": 0,
+            "http20Enabled": True,
+            "linuxFxVersion": "",
+            "minTlsVersion": "1.2",
+            "numberOfWorkers": 1,
+            "vnetName": "",
+            "vnetRouteAllEnabled": site.vnet_route_all,
+        },
+        "sku": site.sku,
+        "state": "Running",
+        "storageAccountRequired": False,
+        "usageState": "Normal",
+        "vnetRouteAllEnabled": site.vnet_route_all,
+        "workloadProfileName": None,
+    }
+    # Raw properties that only some apps carry; azure-mgmt-web 11 does not model the IPv6 ones.
+    if site.outbound_ipv6_addresses is not None:
+        props["outboundIpv6Addresses"] = site.outbound_ipv6_addresses
+    if site.possible_outbound_ipv6_addresses is not None:
+        props["possibleOutboundIpv6Addresses"] = site.possible_outbound_ipv6_addresses
+    if site.virtual_network_subnet_id:
+        props["virtualNetworkSubnetId"] = site.virtual_network_subnet_id
+    if site.hosting_environment_id:
+        props["hostingEnvironmentProfile"] = {
+            "id": site.hosting_environment_id,
+            "name": site.hosting_environment_id.rsplit("/", 1)[-1],
+            "type": "Microsoft.Web/hostingEnvironments",
+        }
+    return {
+        "id": site.id,
+        "name": f"{site.name}/{site.slot}" if site.slot else site.name,
+        "type": "Microsoft.Web/sites/slots" if site.slot else "Microsoft.Web/sites",
+        "kind": site.kind,
+        "location": site.location,
+        "tags": dict(site.tags),
+        "properties": props,
+    }
+
+
+def _sorted(sites: list[Site]) -> list[JSON]:
+    return [body(s) for s in sorted(sites, key=lambda s: s.id.lower())]
+
+
+def routes(page_size: int) -> list[Route]:
+    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Web/sites"
+
+    def list_sites(request: Request, state: State) -> Response:
+        require_subscription(request, state)
+        sub = request.params["subscriptionId"].lower()
+        with state.lock:
+            sites = [s for s in state.sites.values() if s.subscription_id.lower() == sub]
+            return page(request, _sorted(sites), page_size)
+
+    def list_by_group(request: Request, state: State) -> Response:
+        require_resource_group(request, state)
+        sub, group = request.params["subscriptionId"].lower(), request.params["resourceGroupName"].lower()
+        with state.lock:
+            sites = [
+                s
+                for s in state.sites.values()
+                if s.subscription_id.lower() == sub and s.resource_group.lower() == group
+            ]
+            return page(request, _sorted(sites), page_size)
+
+    def find(request: Request, state: State) -> Site:
+        require_resource_group(request, state)
+        p = request.params
+        site_id = f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+        site = state.sites.get(f"{site_id}/providers/Microsoft.Web/sites/{p['name']}".lower())
+        if site is None:
+            raise not_found("Microsoft.Web/sites", p["name"], p["resourceGroupName"])
+        return site
+
+    def get_site(request: Request, state: State) -> Response:
+        with state.lock:
+            return Response(200, body(find(request, state)))
+
+    def list_slots(request: Request, state: State) -> Response:
+        with state.lock:
+            return page(request, _sorted(list(find(request, state).slots.values())), page_size)
+
+    def get_slot(request: Request, state: State) -> Response:
+        with state.lock:
+            site = find(request, state)
+            slot = site.slots.get(request.params["slot"].lower())
+            if slot is None:
+                raise not_found("Microsoft.Web/sites/slots", f"{site.name}/{request.params['slot']}")
+            return Response(200, body(slot))
+
+    return [
+        route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Web/sites", list_sites, READ),
+        route("GET", base, list_by_group, READ),
+        route("GET", base + "/{name}", get_site, READ),
+        route("GET", base + "/{name}/slots", list_slots, SLOT_READ),
+        route("GET", base + "/{name}/slots/{slot}", get_slot, SLOT_READ),
+    ]

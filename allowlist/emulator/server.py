@@ -1,0 +1,242 @@
+"""A local Azure Resource Manager on 127.0.0.1 over HTTPS, for tests, the demo and benchmarks.
+
+    with Emulator(state) as emu:
+        emu.base_url, emu.ca_path   # give these to the real Azure SDK clients
+        emu.requests                # every request: method, path, status, time
+        emu.state.snapshot()        # the firewalls now
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import trustme
+
+from allowlist.emulator.faults import FaultConfig, Faults
+from allowlist.emulator.http import ArmError, Request, Response, Router
+from allowlist.emulator.providers import sql, subscriptions, web
+from allowlist.emulator.state import State
+
+PROVIDERS = (subscriptions, web, sql)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str  # without the query
+    query: str
+    status: int  # 0 for a dropped connection
+    at: float  # time.monotonic() when the answer went out
+    duration: float
+
+
+class _TlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    emulator: Emulator
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the request's own thread, so a slow client cannot stall accept().
+        try:
+            tls = self.emulator._tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms delayed-ACK stall
+    server: _TlsServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # the emulator keeps its own request log
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        emu = self.server.emulator
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            method=self.command,
+            path=url.path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            base_url=emu.base_url,
+        )
+        response = emu.handle(request)
+        if response is None:  # a dropped connection
+            emu._log(request, url.query, 0, started)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        payload = b"" if response.body is None else json.dumps(response.body).encode()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-ms-request-id", f"emulator-{len(emu.requests)}")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        emu._log(request, url.query, response.status, started)
+
+
+class Emulator:
+    """An emulated ARM endpoint. Use as a context manager, or call start() and stop()."""
+
+    def __init__(
+        self,
+        state: State,
+        *,
+        port: int = 0,
+        page_size: int = 50,
+        faults: FaultConfig | None = None,
+        ca_dir: Path | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.state = state
+        self.faults = Faults(faults or FaultConfig())
+        self.requests: list[LoggedRequest] = []
+        self.router = Router()
+        for provider in PROVIDERS:
+            self.router.add(provider.routes(page_size))
+        self._port = port
+        self._ca_dir = ca_dir
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._server: _TlsServer | None = None
+        self._thread: threading.Thread | None = None
+        self._log_lock = threading.Lock()
+        self._tls = self._make_tls()
+
+    def _make_tls(self) -> ssl.SSLContext:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        if self._ca_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="allowlist-emulator-")
+            self._ca_dir = Path(self._tmp.name)
+        self._ca_dir.mkdir(parents=True, exist_ok=True)
+        self.ca_path = self._ca_dir / "emulator-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_path))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        return context
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        server = _TlsServer(("127.0.0.1", self._port), _Handler)
+        server.emulator = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="arm-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response | None:
+        """Answer one request; None means drop the connection."""
+        if self.faults.config.latency_ms:
+            time.sleep(self.faults.config.latency_ms / 1000)
+        try:
+            if not request.headers.get("authorization", "").lower().startswith("bearer "):
+                raise ArmError(
+                    401,
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                    {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'},
+                )
+            if not request.query.get("api-version"):
+                raise ArmError(
+                    400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
+                )
+            matched, params = self.router.match(request.method, request.path)
+            if self.faults.should_drop(request.method, request.path):
+                return None
+            self.faults.throttle(request.method, request.path)
+            self.faults.forbidden(request.path, matched.action)
+            self.faults.server_error(request.method, request.path)
+            bound = replace(request, params={k: unquote(v) for k, v in params.items()})
+            return matched.handler(bound, self.state)
+        except ArmError as err:
+            return err.response()
+
+    def _log(self, request: Request, query: str, status: int, started: float) -> None:
+        now = time.monotonic()
+        with self._log_lock:
+            self.requests.append(LoggedRequest(request.method, request.path, query, status, now, now - started))
+
+    def count(self, method: str | None = None, path_contains: str = "") -> int:
+        """How many requests were answered, optionally of one method and with a path fragment."""
+        with self._log_lock:
+            return sum(
+                1
+                for r in self.requests
+                if (method is None or r.method == method) and path_contains.lower() in r.path.lower()
+            )
+
+    def reset_log(self) -> None:
+        with self._log_lock:
+            self.requests.clear()
