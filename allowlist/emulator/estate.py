@@ -1,32 +1,32 @@
 """Estate files (TOML or JSON) -> emulator State, with errors that name the file and the entry.
 
-    [emulator]                      # optional
-    page_size = 20                  # items per list page
-    sql_rule_limit = 128            # firewall rules per SQL server
+[emulator]                      # optional
+page_size = 20                  # items per list page
+sql_rule_limit = 128            # firewall rules per SQL server
 
-    [[subscriptions]]
-    id = "11111111-0000-0000-0000-000000000001"
-    name = "Production"             # display name; state = "Enabled" by default
+[[subscriptions]]
+id = "11111111-0000-0000-0000-000000000001"
+name = "Production"             # display name; state = "Enabled" by default
 
-    [[sites]]                       # web apps and function apps
-    subscription = "11111111-0000-0000-0000-000000000001"
-    resource_group = "rg-shop"
-    name = "shop-api"
-    kind = "app,linux"              # "functionapp", "functionapp,linux", ...; default "app"
-    tags = { team = "shop" }
-    plan = "plan-shop"              # App Service plan name in the same group (or server_farm_id)
-    sku = "PremiumV3"               # "Dynamic", "FlexConsumption", "PremiumV4", ...
-    outbound_ip_addresses = "20.1.2.3,20.1.2.4"            # a string as ARM returns it, or a list
-    possible_outbound_ip_addresses = ["20.1.2.3", "20.1.2.4", "20.1.2.5"]
-    # optional: outbound_ipv6_addresses, possible_outbound_ipv6_addresses, virtual_network_subnet_id,
-    #           vnet_route_all = true, hosting_environment_id, location
-    slots = [{ name = "staging" }]  # a slot inherits its site's properties unless it sets its own
+[[sites]]                       # web apps and function apps
+subscription = "11111111-0000-0000-0000-000000000001"
+resource_group = "rg-shop"
+name = "shop-api"
+kind = "app,linux"              # "functionapp", "functionapp,linux", ...; default "app"
+tags = { team = "shop" }
+plan = "plan-shop"              # App Service plan name in the same group (or server_farm_id)
+sku = "PremiumV3"               # "Dynamic", "FlexConsumption", "PremiumV4", ...
+outbound_ip_addresses = "20.1.2.3,20.1.2.4"            # a string as ARM returns it, or a list
+possible_outbound_ip_addresses = ["20.1.2.3", "20.1.2.4", "20.1.2.5"]
+# optional: outbound_ipv6_addresses, possible_outbound_ipv6_addresses, virtual_network_subnet_id,
+#           vnet_route_all = true, hosting_environment_id, location
+slots = [{ name = "staging" }]  # a slot inherits its site's properties unless it sets its own
 
-    [[sql_servers]]
-    subscription = "11111111-0000-0000-0000-000000000001"
-    resource_group = "rg-data"
-    name = "sql-shop"
-    firewall_rules = [{ name = "AllowAllWindowsAzureIps", start = "0.0.0.0", end = "0.0.0.0" }]
+[[sql_servers]]
+subscription = "11111111-0000-0000-0000-000000000001"
+resource_group = "rg-data"
+name = "sql-shop"
+firewall_rules = [{ name = "AllowAllWindowsAzureIps", start = "0.0.0.0", end = "0.0.0.0" }]
 """
 
 from __future__ import annotations
@@ -70,10 +70,7 @@ def load_estate(path: Path) -> Estate:
     except OSError as exc:
         raise EstateError(f"{path}: cannot read the estate file: {exc.strerror or exc}") from exc
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text.decode("utf-8"))
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise EstateError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}") from exc
     if not isinstance(data, dict):
@@ -187,7 +184,14 @@ def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
 
 def _site_properties(r: _Reader, entry: dict[str, Any], where: str, site: Site) -> Site:
     changes: dict[str, Any] = {}
-    for key in ("kind", "location", "sku", "virtual_network_subnet_id", "hosting_environment_id", "server_farm_id"):
+    for key in (
+        "kind",
+        "location",
+        "sku",
+        "virtual_network_subnet_id",
+        "hosting_environment_id",
+        "server_farm_id",
+    ):
         if key in entry:
             changes[key] = r.text(entry, key, where)
     for key in (

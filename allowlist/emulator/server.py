@@ -1,13 +1,14 @@
 """A local Azure Resource Manager on 127.0.0.1 over HTTPS, for tests, the demo and benchmarks.
 
-    with Emulator(state) as emu:
-        emu.base_url, emu.ca_path   # give these to the real Azure SDK clients
-        emu.requests                # every request: method, path, status, time
-        emu.state.snapshot()        # the firewalls now
+with Emulator(state) as emu:
+    emu.base_url, emu.ca_path   # give these to the real Azure SDK clients
+    emu.requests                # every request: method, path, status, time
+    emu.state.snapshot()        # the firewalls now
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -55,10 +56,8 @@ class _TlsServer(ThreadingHTTPServer):
         try:
             super().finish_request(tls, client_address)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 tls.close()
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms delayed-ACK stall
     server: _TlsServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the emulator keeps its own request log
 
     def do_GET(self) -> None:
@@ -210,7 +209,9 @@ class Emulator:
                 )
             if not request.query.get("api-version"):
                 raise ArmError(
-                    400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required.",
                 )
             matched, params = self.router.match(request.method, request.path)
             if self.faults.should_drop(request.method, request.path):

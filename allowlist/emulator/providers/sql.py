@@ -17,7 +17,7 @@ SERVER_READ = "Microsoft.Sql/servers/read"
 RULE_READ = "Microsoft.Sql/servers/firewallRules/read"
 RULE_WRITE = "Microsoft.Sql/servers/firewallRules/write"
 RULE_DELETE = "Microsoft.Sql/servers/firewallRules/delete"
-FORBIDDEN_NAME_CHARS = set('<>*%&:;\\/?')
+FORBIDDEN_NAME_CHARS = set("<>*%&:;\\/?")
 
 
 def server_body(server: SqlServer) -> JSON:
@@ -61,8 +61,7 @@ def validate_name(name: str) -> None:
         raise ArmError(
             400,
             "FirewallRuleNameInvalid",
-            "Firewall rule name cannot contain the characters '<, >, *, %, &, :, ;, \\, /, ?' "
-            "and cannot end with '.'.",
+            "Firewall rule name cannot contain the characters '<, >, *, %, &, :, ;, \\, /, ?' and cannot end with '.'.",
         )
 
 
@@ -179,14 +178,19 @@ def routes(page_size: int) -> list[Route]:
             for key in sorted(set(server.rules) | set(new)):
                 before, after = server.rules.get(key), new.get(key)
                 if before != after:
-                    state.record(server.id, (after or before).name, before, after)  # type: ignore[union-attr]
+                    state.record(server.id, after.name if after else before.name, before, after)  # type: ignore[union-attr]
             server.rules = new
             if not new:
                 return Response(202)
             return Response(200, rule_body(server, next(iter(new.values()))))
 
     return [
-        route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Sql/servers", list_servers, SERVER_READ),
+        route(
+            "GET",
+            "/subscriptions/{subscriptionId}/providers/Microsoft.Sql/servers",
+            list_servers,
+            SERVER_READ,
+        ),
         route("GET", servers + "/{serverName}", get_server, SERVER_READ),
         route("GET", rules, list_rules, RULE_READ),
         route("PUT", rules, replace_rules, RULE_WRITE),

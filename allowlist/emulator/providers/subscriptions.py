@@ -34,11 +34,18 @@ def routes(page_size: int) -> list[Route]:
         sub = state.subscription(request.params["subscriptionId"])
         if sub is None:
             raise ArmError(
-                404, "SubscriptionNotFound", f"The subscription '{request.params['subscriptionId']}' could not be found."
+                404,
+                "SubscriptionNotFound",
+                f"The subscription '{request.params['subscriptionId']}' could not be found.",
             )
         return Response(200, body(sub))
 
     return [
         route("GET", "/subscriptions", list_subscriptions, "Microsoft.Resources/subscriptions/read"),
-        route("GET", "/subscriptions/{subscriptionId}", get_subscription, "Microsoft.Resources/subscriptions/read"),
+        route(
+            "GET",
+            "/subscriptions/{subscriptionId}",
+            get_subscription,
+            "Microsoft.Resources/subscriptions/read",
+        ),
     ]

@@ -1,0 +1,147 @@
+"""Credentials, endpoint, retry settings and lazily built, cached Azure SDK clients.
+
+The SDK is imported inside functions so `allowlist --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from allowlist.errors import AuthError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, TokenCredential
+
+PUBLIC_ARM = "https://management.azure.com"
+TOKEN_ENV = "ALLOWLIST_ACCESS_TOKEN"
+ENDPOINT_ENV = "ALLOWLIST_ARM_ENDPOINT"
+
+
+@dataclass(frozen=True)
+class ArmSettings:
+    endpoint: str = PUBLIC_ARM
+    ca_bundle: str | None = None  # None: the system store, or REQUESTS_CA_BUNDLE; TLS is never switched off
+    retry_total: int = 6
+    retry_backoff: float = 0.8
+    timeout: float = 60.0
+
+    @property
+    def scope(self) -> str:
+        # The token audience is the ARM endpoint itself (sovereign clouds and Azure Stack included).
+        return self.endpoint.rstrip("/") + "/.default"
+
+
+class StaticTokenCredential:
+    """A pre-issued ARM token (e.g. from a pipeline's service connection); never printed or logged."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    def __repr__(self) -> str:
+        return "StaticTokenCredential(<redacted>)"
+
+
+def make_credential() -> TokenCredential:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return StaticTokenCredential(token)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+class ArmClients:
+    """One client per (service, subscription), made on first use and shared across threads."""
+
+    def __init__(self, settings: ArmSettings, credential: TokenCredential | None = None) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def credential(self) -> TokenCredential:
+        with self._lock:
+            if self._credential is None:
+                self._credential = make_credential()
+            return self._credential
+
+    def _options(self) -> dict[str, Any]:
+        s = self.settings
+        options: dict[str, Any] = {
+            "base_url": s.endpoint,
+            "credential_scopes": [s.scope],
+            "retry_total": s.retry_total,
+            "retry_backoff_factor": s.retry_backoff,
+            "connection_timeout": s.timeout,
+            "read_timeout": s.timeout,
+        }
+        if s.ca_bundle:
+            options["connection_verify"] = s.ca_bundle
+        return options
+
+    def _get(self, service: str, subscription_id: str) -> Any:
+        key = (service, subscription_id.lower())
+        credential = self.credential
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = _build(service, credential, subscription_id, self._options())
+            return client
+
+    def subscriptions(self) -> Any:
+        return self._get("subscriptions", "")
+
+    def web(self, subscription_id: str) -> Any:
+        return self._get("web", subscription_id)
+
+    def sql(self, subscription_id: str) -> Any:
+        return self._get("sql", subscription_id)
+
+
+def _build(service: str, credential: TokenCredential, subscription_id: str, options: dict[str, Any]) -> Any:
+    if service == "subscriptions":
+        from azure.mgmt.resource.subscriptions import SubscriptionClient
+
+        return SubscriptionClient(credential, **options)
+    if service == "web":
+        from azure.mgmt.web import WebSiteManagementClient
+
+        return WebSiteManagementClient(credential, subscription_id, **options)
+    from azure.mgmt.sql import SqlManagementClient
+
+    return SqlManagementClient(credential, subscription_id, **options)
+
+
+def describe(exc: Exception) -> str:
+    """One line for an SDK error: status, ARM error code and message; never headers or tokens."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
+        return f"could not get a token: {_first_line(str(exc.message))}"
+    if isinstance(exc, HttpResponseError):
+        code = exc.error.code if exc.error is not None and exc.error.code else (exc.reason or "")
+        message = exc.error.message if exc.error is not None and exc.error.message else str(exc.message)
+        return f"{exc.status_code} {code}: {_first_line(message)}".strip()
+    return f"{type(exc).__name__}: {_first_line(str(exc))}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def raise_if_auth(exc: Exception) -> None:
+    """A 401 or a credential that cannot get a token stops the whole run: nothing else would work."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    if isinstance(exc, ClientAuthenticationError):
+        raise AuthError(f"authentication failed: {describe(exc)}") from exc

@@ -1,0 +1,1 @@
+"""The thin typer layer: parse flags, call the core, print, return an exit code."""

@@ -1,0 +1,80 @@
+"""The `allowlist` command: every expected error becomes one line on stderr and an exit code.
+
+Exit codes: 0 success; 1 error (bad flags or config, auth, unsafe or incomplete plan, failed write);
+2 changes pending, only from `plan --detailed-exitcode`. Usage errors are 1, never 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from allowlist import __version__
+from allowlist.cli.apply import apply
+from allowlist.cli.demo import demo
+from allowlist.cli.emulator import emulator
+from allowlist.cli.ips import ips
+from allowlist.cli.outcome import EXIT_ERROR
+from allowlist.cli.plan import plan
+from allowlist.errors import AllowlistError
+
+app = typer.Typer(
+    name="allowlist",
+    help="Keep database firewalls in step with the addresses Azure App Service apps really connect from.\n\n"
+    "Reads possibleOutboundIpAddresses of every web app, function app and slot in scope, and plans or applies "
+    "the matching firewall rules on Azure SQL servers. Rules it creates carry a prefix (default 'allowlist-'); "
+    "it never touches any other rule.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # plain help: importing rich to draw boxes doubles start-up time
+    add_completion=False,
+)
+app.command(no_args_is_help=False)(plan)
+app.command()(apply)
+app.command()(ips)
+app.command()(demo)
+app.command()(emulator)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"allowlist {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Keep database firewalls in step with the addresses Azure App Service apps really connect from."""
+
+
+def run(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="allowlist", standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: 1, so they never read as "changes pending"
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"Error: {exc.format_message()}", err=True)
+        return EXIT_ERROR
+    except typer.Abort:
+        typer.echo("Aborted; nothing more was written.", err=True)
+        return EXIT_ERROR
+    except AllowlistError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(run())

@@ -1,0 +1,264 @@
+"""TOML config (and one-off flags) -> Scope: which apps feed which targets, with which settings.
+
+Errors name the file, the key and the problem, e.g. `allowlist.toml: sync[1].targets[0]: ...`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from allowlist.errors import ConfigError
+from allowlist.model import AppEgress, TargetRef
+
+AddressSource = Literal["possible", "current"]
+RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:;\\/?]")
+
+
+@dataclass(frozen=True)
+class Settings:
+    prefix: str = "allowlist-"
+    addresses: AddressSource = "possible"
+    max_delete_percent: float = 30.0
+    min_managed_for_percent: int = 10  # below this many managed rules the share check does not apply
+    rule_limit: int = 128
+    allow_wide_ranges: bool = False  # ranges wider than a /16 need this
+    concurrency: int = 8
+    retry_total: int = 6
+    retry_backoff: float = 0.8
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+
+def check_prefix(prefix: str) -> None:
+    if not prefix or not prefix.strip():
+        raise ConfigError("the rule prefix cannot be empty: it is how allowlist knows which rules it owns")
+    if RULE_NAME_FORBIDDEN.search(prefix):
+        raise ConfigError(f"the rule prefix '{prefix}' contains a character SQL rule names cannot hold (<>*%&:;\\/?)")
+    if len(prefix) > 96:
+        raise ConfigError(f"the rule prefix '{prefix}' is longer than 96 characters; rule names may hold 128")
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which apps: every field narrows; empty means any. Globs match without case."""
+
+    subscriptions: tuple[str, ...] = ()  # empty: every subscription the credential can see
+    resource_groups: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # site names; "site/slot" for a slot
+    tags: tuple[tuple[str, str], ...] = ()  # every tag must match; value "*" means "present"
+    kinds: tuple[str, ...] = ()  # tokens of ARM's kind: app, functionapp, linux, container ...
+    slots: bool = True
+
+    def covers_subscription(self, subscription_id: str) -> bool:
+        return not self.subscriptions or subscription_id.lower() in self.subscriptions
+
+    def matches_site(self, app: AppEgress) -> bool:
+        """Everything but the slot rule, so slots are only listed for sites in scope."""
+        kind_tokens = {t.strip().lower() for t in app.kind.split(",")}
+        tags = {k.lower(): v for k, v in app.tags}
+        return (
+            self.covers_subscription(app.subscription_id)
+            and _any_glob(self.resource_groups, app.resource_group)
+            and (_any_glob(self.names, app.site_name) or _any_glob(self.names, app.name))
+            and all(k.lower() in tags and (v == "*" or tags[k.lower()] == v) for k, v in self.tags)
+            and (not self.kinds or bool(kind_tokens & set(self.kinds)))
+        )
+
+    def matches(self, app: AppEgress) -> bool:
+        return self.matches_site(app) and (self.slots or app.slot is None)
+
+
+def _any_glob(patterns: tuple[str, ...], value: str) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+
+
+@dataclass(frozen=True)
+class SyncBlock:
+    name: str
+    targets: tuple[TargetRef, ...]
+    selector: Selector
+
+
+@dataclass(frozen=True)
+class Scope:
+    settings: Settings = field(default_factory=Settings)
+    blocks: tuple[SyncBlock, ...] = ()
+
+    @property
+    def targets(self) -> tuple[TargetRef, ...]:
+        unique = {t.key: t for block in self.blocks for t in block.targets}
+        return tuple(sorted(unique.values(), key=lambda t: t.key))
+
+    @property
+    def all_subscriptions(self) -> bool:
+        return any(not b.selector.subscriptions for b in self.blocks)
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        return tuple(sorted({s for b in self.blocks for s in b.selector.subscriptions}))
+
+    def blocks_for(self, target: TargetRef) -> tuple[SyncBlock, ...]:
+        return tuple(b for b in self.blocks if any(t.key == target.key for t in b.targets))
+
+
+SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
+    "prefix": str, "addresses": str, "max_delete_percent": (int, float), "min_managed_for_percent": int,
+    "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
+    "retry_backoff": (int, float),
+}  # fmt: skip
+SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots"}
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}: {problem}")
+
+    def strings(self, entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+        value = entry.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.fail(f"{where}.{key}", "must be a list of non-empty strings")
+        return tuple(v.strip() for v in value)
+
+
+def load_scope(path: Path) -> Scope:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return build_scope(data, str(path))
+
+
+def build_scope(data: dict[str, Any], source: str = "<config>") -> Scope:
+    r = _Reader(source)
+    unknown = sorted(set(data) - {"settings", "sync"})
+    if unknown:
+        raise r.fail(unknown[0], "unknown key (allowed at the top level: settings, sync)")
+    settings = build_settings(data.get("settings", {}), r)
+    raw_blocks = data.get("sync", [])
+    if not isinstance(raw_blocks, list):
+        raise r.fail("sync", "must be an array of tables: [[sync]]")
+    blocks = tuple(_block(raw, f"sync[{i}]", r) for i, raw in enumerate(raw_blocks))
+    names = [b.name for b in blocks]
+    for name in names:
+        if names.count(name) > 1:
+            raise r.fail("sync", f"the name '{name}' is used by more than one [[sync]] block")
+    return Scope(settings, blocks)
+
+
+def override_settings(base: Settings, values: dict[str, Any], source: str) -> Settings:
+    """Settings from flags on top of the config's, checked the same way."""
+    return build_settings(values, _Reader(source), base)
+
+
+def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settings:
+    if not isinstance(raw, dict):
+        raise r.fail("settings", "must be a table: [settings]")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        expected = SETTINGS_KEYS.get(key)
+        if expected is None:
+            raise r.fail(f"settings.{key}", f"unknown setting (known: {', '.join(sorted(SETTINGS_KEYS))})")
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+            raise r.fail(f"settings.{key}", f"has the wrong type ({type(value).__name__})")
+        values[key] = value
+    where = "settings"
+    if values.get("addresses", "possible") not in ("possible", "current"):
+        raise r.fail(f"{where}.addresses", "must be 'possible' (possibleOutboundIpAddresses) or 'current'")
+    if not 0 <= values.get("max_delete_percent", 30) <= 100:
+        raise r.fail(f"{where}.max_delete_percent", "must be between 0 and 100")
+    for key in ("rule_limit", "concurrency"):
+        if values.get(key, 1) < 1:
+            raise r.fail(f"{where}.{key}", "must be at least 1")
+    for key in ("min_managed_for_percent", "retry_total", "retry_backoff"):
+        if values.get(key, 0) < 0:
+            raise r.fail(f"{where}.{key}", "cannot be negative")
+    try:
+        return replace(base or Settings(), **values)
+    except ConfigError as exc:
+        raise r.fail(f"{where}.prefix", str(exc)) from exc
+
+
+def _block(raw: Any, where: str, r: _Reader) -> SyncBlock:
+    if not isinstance(raw, dict):
+        raise r.fail(where, "must be a table")
+    unknown = sorted(set(raw) - SYNC_KEYS)
+    if unknown:
+        raise r.fail(f"{where}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(SYNC_KEYS))})")
+    name = raw.get("name", where)
+    if not isinstance(name, str) or not name.strip():
+        raise r.fail(f"{where}.name", "must be a non-empty string")
+    target_ids = r.strings(raw, "targets", where)
+    if not target_ids:
+        raise r.fail(f"{where}.targets", "needs at least one target resource ID")
+    targets = []
+    for i, target_id in enumerate(target_ids):
+        try:
+            targets.append(TargetRef.parse(target_id))
+        except ConfigError as exc:
+            raise r.fail(f"{where}.targets[{i}]", str(exc)) from exc
+    tags = raw.get("tags", {})
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise r.fail(f"{where}.tags", 'must be a table of strings, e.g. tags = { team = "shop" }')
+    slots = raw.get("slots", True)
+    if not isinstance(slots, bool):
+        raise r.fail(f"{where}.slots", "must be true or false")
+    selector = Selector(
+        subscriptions=tuple(s.lower() for s in r.strings(raw, "subscriptions", where)),
+        resource_groups=r.strings(raw, "resource_groups", where),
+        names=r.strings(raw, "names", where),
+        tags=tuple(sorted(tags.items())),
+        kinds=tuple(k.lower() for k in r.strings(raw, "kinds", where)),
+        slots=slots,
+    )
+    return SyncBlock(name.strip(), tuple(targets), selector)
+
+
+def scope_from_flags(
+    settings: Settings,
+    targets: list[str],
+    subscriptions: list[str],
+    resource_groups: list[str],
+    names: list[str],
+    tags: list[str],
+    kinds: list[str],
+    slots: bool,
+) -> Scope:
+    """A one-off scope from command-line flags: one block, every flag a selector field."""
+    parsed_tags = []
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--tag '{tag}': expected KEY=VALUE (VALUE may be * for 'present')")
+        parsed_tags.append((key.strip(), value.strip()))
+    selector = Selector(
+        subscriptions=tuple(s.strip().lower() for s in subscriptions),
+        resource_groups=tuple(resource_groups),
+        names=tuple(names),
+        tags=tuple(sorted(parsed_tags)),
+        kinds=tuple(k.lower() for k in kinds),
+        slots=slots,
+    )
+    refs = []
+    for target in targets:
+        try:
+            refs.append(TargetRef.parse(target))
+        except ConfigError as exc:
+            raise ConfigError(f"--target: {exc}") from exc
+    return Scope(settings, (SyncBlock("flags", tuple(refs), selector),))

@@ -1,0 +1,126 @@
+"""The plain values that flow between stages: addresses, ranges, apps, targets, rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from allowlist.errors import ConfigError
+
+
+@dataclass(frozen=True, order=True)
+class IpRange:
+    """An inclusive IPv4 range, as SQL firewall rules hold them."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end < 2**32:
+            raise ValueError(f"not an IPv4 range: {self.start}..{self.end}")
+
+    @classmethod
+    def parse(cls, start: str, end: str | None = None) -> IpRange:
+        first = int(ipaddress.IPv4Address(start.strip()))
+        last = first if end is None else int(ipaddress.IPv4Address(end.strip()))
+        if first > last:
+            raise ValueError(f"range start {start} is after its end {end}")
+        return cls(first, last)
+
+    @property
+    def first(self) -> str:
+        return str(ipaddress.IPv4Address(self.start))
+
+    @property
+    def last(self) -> str:
+        return str(ipaddress.IPv4Address(self.end))
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+    def __contains__(self, address: int) -> bool:
+        return self.start <= address <= self.end
+
+    def __str__(self) -> str:
+        return self.first if self.start == self.end else f"{self.first}-{self.last}"
+
+
+@dataclass(frozen=True)
+class AppEgress:
+    """One app (or slot) and the addresses it may connect from."""
+
+    id: str
+    name: str  # "site" or "site/slot"
+    subscription_id: str
+    resource_group: str
+    kind: str
+    location: str
+    tags: tuple[tuple[str, str], ...] = ()
+    ipv4: tuple[str, ...] = ()  # public IPv4 addresses, sorted numerically, no duplicates
+    ipv6: tuple[str, ...] = ()
+    source: str = "possibleOutboundIpAddresses"
+    pinned: bool = True  # False: the addresses above are not where its traffic really leaves from
+    reason: str = ""  # why it is not pinned
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def site_name(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def slot(self) -> str | None:
+        return self.name.split("/", 1)[1] if "/" in self.name else None
+
+
+_TARGET_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"(?P<type>Microsoft\.[A-Za-z]+/[A-Za-z]+)/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
+)
+TARGET_TYPES = {"microsoft.sql/servers": "sql"}
+
+
+@dataclass(frozen=True, order=True)
+class TargetRef:
+    """A back end whose firewall allowlist manages, named by its ARM resource ID."""
+
+    subscription_id: str
+    resource_group: str
+    type: str
+    name: str
+    kind: str = field(default="sql", compare=False)
+
+    @classmethod
+    def parse(cls, resource_id: str) -> TargetRef:
+        m = _TARGET_ID.match(resource_id.strip())
+        if m is None:
+            raise ConfigError(
+                f"'{resource_id}' is not a resource ID of the form "
+                "/subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Sql/servers/NAME"
+            )
+        kind = TARGET_TYPES.get(m["type"].lower())
+        if kind is None:
+            raise ConfigError(
+                f"'{resource_id}': {m['type']} is not a supported target (supported: Microsoft.Sql/servers)"
+            )
+        return cls(m["sub"].lower(), m["rg"], "Microsoft.Sql/servers", m["name"], kind)
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.type}/{self.name}"
+        )
+
+    @property
+    def key(self) -> str:
+        """Resource IDs compare without case, as ARM compares them."""
+        return self.id.lower()
+
+
+@dataclass(frozen=True, order=True)
+class ExistingRule:
+    name: str
+    range: IpRange

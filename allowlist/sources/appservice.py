@@ -1,0 +1,144 @@
+"""App Service discovery: one paged site list per subscription, slots only for sites in scope.
+
+Reads run concurrently with a bound. A subscription or slot list that fails becomes a DiscoveryIssue
+(the planner then withholds deletes for every target it feeds) instead of silently shrinking the set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from allowlist.addresses import parse_address_list
+from allowlist.azure import ArmClients, describe, raise_if_auth
+from allowlist.config import AddressSource, Scope
+from allowlist.model import AppEgress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class DiscoveryIssue:
+    scope: str  # the ARM scope that could not be read: a subscription or a site
+    message: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    apps: tuple[AppEgress, ...]
+    issues: tuple[DiscoveryIssue, ...]
+    subscriptions: tuple[str, ...]  # the subscriptions that were listed
+
+
+def discover(scope: Scope, clients: ArmClients) -> Discovery:
+    settings = scope.settings
+    issues: list[DiscoveryIssue] = []
+    subscriptions = _subscriptions(scope, clients, issues)
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        listed = list(pool.map(lambda sub: _list_sites(clients, sub), subscriptions))
+        sites: list[AppEgress] = []
+        for sub, (found, issue) in zip(subscriptions, listed, strict=True):
+            if issue is not None:
+                issues.append(DiscoveryIssue(f"/subscriptions/{sub}", issue))
+            sites.extend(to_egress(raw, settings.addresses) for raw in found)
+        in_scope = [
+            site for site in sites if any(b.selector.slots and b.selector.matches_site(site) for b in scope.blocks)
+        ]
+        slot_lists = list(pool.map(lambda site: _list_slots(clients, site), in_scope))
+    apps = list(sites)
+    for site, (found, issue) in zip(in_scope, slot_lists, strict=True):
+        if issue is not None:
+            issues.append(DiscoveryIssue(site.id, f"slots could not be listed: {issue}"))
+        apps.extend(to_egress(raw, settings.addresses) for raw in found)
+    apps.sort(key=lambda a: a.id.lower())
+    issues.sort(key=lambda i: (i.scope.lower(), i.message))
+    return Discovery(tuple(apps), tuple(issues), tuple(subscriptions))
+
+
+def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
+    explicit = set(scope.subscriptions)
+    if not scope.all_subscriptions:
+        return sorted(explicit)
+    found, issue = _collect(
+        lambda: clients.subscriptions().subscriptions.list(),
+        lambda s: s.subscription_id.lower() if s.state in ("Enabled", "Warning", "PastDue") else None,
+    )
+    if issue is not None:
+        issues.append(DiscoveryIssue("/subscriptions", f"subscriptions could not be listed: {issue}"))
+    return sorted(explicit | {s for s in found if s})
+
+
+def _list_sites(clients: ArmClients, subscription_id: str) -> tuple[list[Mapping[str, Any]], str | None]:
+    return _collect(lambda: clients.web(subscription_id).web_apps.list(), _raw)
+
+
+def _list_slots(clients: ArmClients, site: AppEgress) -> tuple[list[Mapping[str, Any]], str | None]:
+    return _collect(
+        lambda: clients.web(site.subscription_id).web_apps.list_slots(site.resource_group, site.site_name),
+        _raw,
+    )
+
+
+def _raw(model: Any) -> Mapping[str, Any]:
+    # azure-mgmt-web 11 models are mappings over the raw JSON, so fields it does not model
+    # (possibleOutboundIpv6Addresses) are still there under their REST names.
+    return model  # type: ignore[no-any-return]
+
+
+def _collect(pager: Callable[[], Iterable[T]], convert: Callable[[T], R]) -> tuple[list[R], str | None]:
+    """Read a whole paged list; on failure return what there was and why (auth failures stop the run)."""
+    items: list[R] = []
+    try:
+        for item in pager():
+            items.append(convert(item))
+    except Exception as exc:  # an SDK or transport error: any part we cannot read is a gap
+        raise_if_auth(exc)
+        return items, describe(exc)
+    return items, None
+
+
+def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
+    """One site or slot payload -> AppEgress, deciding whether its addresses can be trusted."""
+    props: Mapping[str, Any] = raw.get("properties") or {}
+    resource_id = str(raw.get("id", ""))
+    parts = resource_id.split("/")
+    key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
+    v6_key = "possibleOutboundIpv6Addresses" if source == "possible" else "outboundIpv6Addresses"
+    parsed = parse_address_list(props.get(key))
+    ipv6 = parse_address_list(props.get(v6_key)).ipv6
+    warnings = [f"ignored {item}" for item in parsed.rejected]
+    sku = str(props.get("sku") or "")
+    kind = str(raw.get("kind") or "app")
+    routing = props.get("outboundVnetRouting") or {}
+    route_all = bool(routing.get("allTraffic") or props.get("vnetRouteAllEnabled"))
+    reason = ""
+    if route_all and props.get("virtualNetworkSubnetId"):
+        reason = "routes all outbound traffic through its virtual network (NAT gateway or firewall egress)"
+    elif sku.lower() == "flexconsumption":
+        reason = "Flex Consumption apps do not leave from fixed addresses"
+    elif not parsed.ipv4:
+        reason = f"{key} is empty" + (
+            " (Premium V4 apps do not report outbound addresses)" if "v4" in sku.lower() else ""
+        )
+    if sku.lower() == "dynamic":
+        warnings.append("Consumption plan: the app may also connect from addresses outside this list")
+    if ipv6:
+        warnings.append(f"{len(ipv6)} IPv6 address(es) reported; SQL firewall rules are IPv4 only")
+    return AppEgress(
+        id=resource_id,
+        name=str(raw.get("name", "")),
+        subscription_id=parts[2].lower() if len(parts) > 2 else "",
+        resource_group=parts[4] if len(parts) > 4 else str(props.get("resourceGroup", "")),
+        kind=kind,
+        location=str(raw.get("location", "")),
+        tags=tuple(sorted((raw.get("tags") or {}).items())),
+        ipv4=parsed.ipv4,
+        ipv6=ipv6,
+        source=key,
+        pinned=not reason,
+        reason=reason,
+        warnings=tuple(warnings),
+    )
