@@ -80,7 +80,11 @@ class ArmClients:
         options: dict[str, Any] = {
             "base_url": s.endpoint,
             "credential_scopes": [s.scope],
+            # azure-core also caps each kind of retry at 3 unless told: a 429 storm needs more.
             "retry_total": s.retry_total,
+            "retry_status": s.retry_total,
+            "retry_connect": s.retry_total,
+            "retry_read": s.retry_total,
             "retry_backoff_factor": s.retry_backoff,
             "connection_timeout": s.timeout,
             "read_timeout": s.timeout,

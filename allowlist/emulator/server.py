@@ -104,6 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         payload = b"" if response.body is None else json.dumps(response.body).encode()
+        emu._log(request, url.query, response.status, started)  # before the answer, so a client never outruns it
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -112,7 +113,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-        emu._log(request, url.query, response.status, started)
 
 
 class Emulator:
@@ -162,7 +162,9 @@ class Emulator:
         server = _TlsServer(("127.0.0.1", self._port), _Handler)
         server.emulator = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="arm-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="arm-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -200,13 +202,7 @@ class Emulator:
         if self.faults.config.latency_ms:
             time.sleep(self.faults.config.latency_ms / 1000)
         try:
-            if not request.headers.get("authorization", "").lower().startswith("bearer "):
-                raise ArmError(
-                    401,
-                    "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is missing.",
-                    {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'},
-                )
+            self._authenticate(request)
             if not request.query.get("api-version"):
                 raise ArmError(
                     400,
@@ -223,6 +219,18 @@ class Emulator:
             return matched.handler(bound, self.state)
         except ArmError as err:
             return err.response()
+
+    @staticmethod
+    def _authenticate(request: Request) -> None:
+        """Any non-empty bearer token is accepted; the emulator checks presence, not identity."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'}
+        if scheme.lower() != "bearer":
+            raise ArmError(
+                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", challenge
+            )
+        if not token.strip():
+            raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid: it is empty.", challenge)
 
     def _log(self, request: Request, query: str, status: int, started: float) -> None:
         now = time.monotonic()

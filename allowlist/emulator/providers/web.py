@@ -57,16 +57,7 @@ def body(site: Site) -> JSON:
         "resourceGroup": site.resource_group,
         "scmSiteAlsoStopped": False,
         "serverFarmId": site.server_farm_id,
-        "siteConfig": {
-            "alwaysOn": True,
-            "functionAppScaleLimit": 0,
-            "http20Enabled": True,
-            "linuxFxVersion": "",
-            "minTlsVersion": "1.2",
-            "numberOfWorkers": 1,
-            "vnetName": "",
-            "vnetRouteAllEnabled": site.vnet_route_all,
-        },
+        "siteConfig": _site_config(site),
         "sku": site.sku,
         "state": "Running",
         "storageAccountRequired": False,
@@ -95,6 +86,45 @@ def body(site: Site) -> JSON:
         "location": site.location,
         "tags": dict(site.tags),
         "properties": props,
+    }
+
+
+def _site_config(site: Site) -> JSON:
+    linux = "linux" in site.kind.lower()
+    return {
+        "acrUseManagedIdentityCreds": False,
+        "alwaysOn": True,
+        "appCommandLine": "",
+        "autoHealEnabled": False,
+        "azureStorageAccounts": {},
+        "defaultDocuments": ["Default.htm", "Default.html", "index.html", "hostingstart.html"],
+        "detailedErrorLoggingEnabled": False,
+        "ftpsState": "FtpsOnly",
+        "functionAppScaleLimit": 0,
+        "functionsRuntimeScaleMonitoringEnabled": False,
+        "http20Enabled": True,
+        "httpLoggingEnabled": False,
+        "linuxFxVersion": "PYTHON|3.12" if linux else "",
+        "loadBalancing": "LeastRequests",
+        "logsDirectorySizeLimit": 35,
+        "managedPipelineMode": "Integrated",
+        "minTlsVersion": "1.2",
+        "minimumElasticInstanceCount": 0,
+        "netFrameworkVersion": "v4.0",
+        "nodeVersion": "",
+        "numberOfWorkers": 1,
+        "phpVersion": "",
+        "powerShellVersion": "",
+        "pythonVersion": "",
+        "remoteDebuggingEnabled": False,
+        "requestTracingEnabled": False,
+        "scmMinTlsVersion": "1.2",
+        "use32BitWorkerProcess": not linux,
+        "virtualApplications": [{"physicalPath": "site\\wwwroot", "preloadEnabled": False, "virtualPath": "/"}],
+        "vnetName": "",
+        "vnetPrivatePortsCount": 0,
+        "vnetRouteAllEnabled": site.vnet_route_all,
+        "webSocketsEnabled": False,
     }
 
 

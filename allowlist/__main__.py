@@ -1,0 +1,3 @@
+from allowlist.cli.main import entry
+
+entry()

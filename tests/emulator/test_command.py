@@ -1,0 +1,71 @@
+"""`allowlist emulator` as a user runs it: a process that prints its URL and CA, answering curl."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_emulator_command_serves_the_demo_estate_to_curl(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "allowlist", "emulator", "--ca-dir", str(tmp_path), "--latency-ms", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        wait_until(lambda: bool(lines.append(process.stdout.readline()) or "CA bundle" in lines[-1]), timeout=20)
+        url = next(line.split()[-1] for line in lines if "listening on" in line)
+        ca = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("CA bundle"))
+        assert url.startswith("https://127.0.0.1:") and Path(ca).parent == tmp_path
+        answer = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--cacert",
+                ca,
+                "-H",
+                "Authorization: Bearer demo",
+                f"{url}/subscriptions?api-version=2022-12-01",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        body = json.loads(answer.stdout)
+        assert [s["displayName"] for s in body["value"]] == ["Contoso Production", "Contoso Analytics"]
+        unauthenticated = subprocess.run(
+            ["curl", "-sS", "--cacert", ca, f"{url}/subscriptions?api-version=2022-12-01"],
+            capture_output=True, text=True, timeout=20, check=True,
+        )  # fmt: skip
+        assert json.loads(unauthenticated.stdout)["error"]["code"] == "AuthenticationFailed"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_emulator_command_rejects_a_bad_estate(tmp_path: Path) -> None:
+    bad = tmp_path / "estate.toml"
+    bad.write_text("[[subscriptions]]\nname = 'no id'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "allowlist", "emulator", "--estate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"{bad}: subscriptions[0]: 'id' is required" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,183 @@
+"""The emulator's answers have the keys and structure of the official ARM examples in ../shared/arm-examples.
+
+The examples are read from where they live (never copied into the project); without that folder the
+tests skip and say why. Extra keys we emit must be ones the REST spec defines but the example omits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from allowlist.emulator import Emulator
+from tests.conftest import SUB1
+
+EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "arm-examples"
+pytestmark = pytest.mark.skipif(
+    not EXAMPLES.is_dir(),
+    reason=f"official ARM examples not found at {EXAMPLES} (shared/ is beside the repo in dev and CI)",
+)
+
+# Keys the REST spec defines that these particular examples happen to leave out.
+SPEC_EXTRAS = {"tags", "vnetRouteAllEnabled", "sku", "workloadProfileName", "resourceConfig", "managedIdentityTraffic"}
+# Maps whose keys are data (tag names), not schema.
+FREE_FORM = {"tags"}
+# Keys whose value may legitimately be null in our answer, whatever type the example shows.
+NULLABLE = {"workloadProfileName"}
+
+
+def example(name: str, status: str = "200") -> Any:
+    return json.loads((EXAMPLES / name).read_text())["responses"][status].get("body")
+
+
+def shape_problems(ours: Any, theirs: Any, path: str = "$") -> list[str]:
+    """Every key of theirs must be in ours with the same JSON type, recursively; lists by first item."""
+    problems: list[str] = []
+    if isinstance(theirs, dict):
+        if not isinstance(ours, dict):
+            return [f"{path}: expected an object"]
+        for key, value in theirs.items():
+            if key not in ours:
+                problems.append(f"{path}.{key}: missing")
+            elif key in FREE_FORM:
+                problems += [] if isinstance(ours[key], dict) else [f"{path}.{key}: expected an object"]
+            elif not (ours[key] is None and key in NULLABLE):
+                problems += shape_problems(ours[key], value, f"{path}.{key}")
+        problems += [
+            f"{path}.{key}: not in the example" for key in ours if key not in theirs and key not in SPEC_EXTRAS
+        ]
+    elif isinstance(theirs, list):
+        if not isinstance(ours, list):
+            return [f"{path}: expected a list"]
+        if theirs and ours:
+            problems += shape_problems(ours[0], theirs[0], f"{path}[0]")
+    elif isinstance(theirs, bool) or isinstance(ours, bool):
+        if type(theirs) is not type(ours):
+            problems.append(f"{path}: expected {type(theirs).__name__}")
+    elif isinstance(theirs, (int, float)):
+        if not isinstance(ours, (int, float)):
+            problems.append(f"{path}: expected a number")
+    elif isinstance(theirs, str) and not isinstance(ours, str):
+        problems.append(f"{path}: expected a string")
+    return problems
+
+
+def get(emu: Emulator, method: str, path: str, api: str, body: Any = None) -> requests.Response:
+    return requests.request(
+        method,
+        f"{emu.base_url}{path}?api-version={api}",
+        json=body,
+        headers={"Authorization": "Bearer t"},
+        verify=str(emu.ca_path),
+        timeout=5,
+    )
+
+
+SERVER = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-one"
+SITE = f"/subscriptions/{SUB1}/resourceGroups/rg-web/providers/Microsoft.Web/sites/web-a"
+
+
+@pytest.mark.parametrize(
+    ("example_file", "method", "path", "api", "status", "request_body"),
+    [
+        ("subscriptions/GetSubscriptions.json", "GET", "/subscriptions", "2022-12-01", "200", None),
+        ("subscriptions/GetSubscription.json", "GET", f"/subscriptions/{SUB1}", "2022-12-01", "200", None),
+        (
+            "web/ListWebApps.json",
+            "GET",
+            f"/subscriptions/{SUB1}/providers/Microsoft.Web/sites",
+            "2025-05-01",
+            "200",
+            None,
+        ),
+        (
+            "web/ListWebAppsByResourceGroup.json",
+            "GET",
+            f"/subscriptions/{SUB1}/resourceGroups/rg-web/providers/Microsoft.Web/sites",
+            "2025-05-01",
+            "200",
+            None,
+        ),
+        ("web/GetWebApp.json", "GET", SITE, "2025-05-01", "200", None),
+        ("web/ListWebAppSlots.json", "GET", f"{SITE}/slots", "2025-05-01", "200", None),
+        ("web/GetWebAppSlot.json", "GET", f"{SITE}/slots/staging", "2025-05-01", "200", None),
+        (
+            "sql/ServerList.json",
+            "GET",
+            f"/subscriptions/{SUB1}/providers/Microsoft.Sql/servers",
+            "2025-01-01",
+            "200",
+            None,
+        ),
+        ("sql/FirewallRuleList.json", "GET", f"{SERVER}/firewallRules", "2025-01-01", "200", None),
+        ("sql/FirewallRuleGet.json", "GET", f"{SERVER}/firewallRules/office", "2025-01-01", "200", None),
+        (
+            "sql/FirewallRuleCreate.json",
+            "PUT",
+            f"{SERVER}/firewallRules/new-rule",
+            "2025-01-01",
+            "201",
+            {"properties": {"startIpAddress": "0.0.0.3", "endIpAddress": "0.0.0.3"}},
+        ),
+        (
+            "sql/FirewallRuleUpdate.json",
+            "PUT",
+            f"{SERVER}/firewallRules/office",
+            "2025-01-01",
+            "200",
+            {"properties": {"startIpAddress": "198.51.100.0", "endIpAddress": "198.51.100.9"}},
+        ),
+        (
+            "sql/FirewallRuleReplace.json",
+            "PUT",
+            f"{SERVER}/firewallRules",
+            "2025-01-01",
+            "200",
+            {"values": [{"name": "only", "properties": {"startIpAddress": "0.0.0.3", "endIpAddress": "0.0.0.3"}}]},
+        ),
+    ],
+)
+def test_answers_match_the_official_example(
+    emulator: Emulator,
+    example_file: str,
+    method: str,
+    path: str,
+    api: str,
+    status: str,
+    request_body: Any,
+) -> None:
+    answer = get(emulator, method, path, api, request_body)
+    assert str(answer.status_code) == status, answer.text
+    ours, theirs = answer.json(), example(example_file, status)
+    if isinstance(theirs, dict) and "value" in theirs:  # paged lists: compare items; nextLink is ours to add
+        theirs = {k: v for k, v in theirs.items() if k != "nextLink"}
+        ours = {k: v for k, v in ours.items() if k != "nextLink"}
+    assert shape_problems(ours, theirs) == []
+
+
+@pytest.mark.parametrize(("status", "path"), [("200", "office"), ("204", "never-existed")])
+def test_delete_answers_have_no_body(emulator: Emulator, status: str, path: str) -> None:
+    assert example("sql/FirewallRuleDelete.json", status) is None
+    answer = get(emulator, "DELETE", f"{SERVER}/firewallRules/{path}", "2025-01-01")
+    assert str(answer.status_code) == status and answer.content in (b"", b"null")
+
+
+def test_next_link_is_absolute_on_the_emulators_own_host(emulator: Emulator) -> None:
+    body = get(emulator, "GET", f"/subscriptions/{SUB1}/providers/Microsoft.Web/sites", "2025-05-01").json()
+    assert body["nextLink"].startswith(f"{emulator.base_url}/subscriptions/{SUB1}/providers/Microsoft.Web/sites?")
+
+
+def test_the_shape_check_itself_catches_drift() -> None:
+    theirs = {"id": "x", "properties": {"startIpAddress": "1.2.3.4", "flag": True}}
+    assert shape_problems({"id": "x", "properties": {"startIpAddress": "1.2.3.4", "flag": True}}, theirs) == []
+    assert shape_problems({"id": "x", "properties": {"flag": "yes"}}, theirs) == [
+        "$.properties.startIpAddress: missing",
+        "$.properties.flag: expected bool",
+    ]
+    assert shape_problems({"id": "x", "invented": 1, "properties": theirs["properties"]}, theirs) == [
+        "$.invented: not in the example"
+    ]
