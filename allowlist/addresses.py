@@ -35,7 +35,7 @@ def parse_address_list(*texts: str | None) -> ParsedAddresses:
             except ValueError:
                 rejected.append(f"{item}: not an IP address")
                 continue
-            if not address.is_global:
+            if not address.is_global or address.is_multicast:
                 rejected.append(f"{item}: not a public address")
             elif isinstance(address, ipaddress.IPv4Address):
                 v4.add(address)

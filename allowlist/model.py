@@ -65,6 +65,14 @@ class AppEgress:
     reason: str = ""  # why it is not pinned
     warnings: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Whoever builds one, the order ARM listed things in must never reach a plan.
+        v4 = sorted({ipaddress.IPv4Address(a) for a in self.ipv4})
+        v6 = sorted({ipaddress.IPv6Address(a) for a in self.ipv6})
+        object.__setattr__(self, "ipv4", tuple(str(a) for a in v4))
+        object.__setattr__(self, "ipv6", tuple(str(a) for a in v6))
+        object.__setattr__(self, "tags", tuple(sorted(self.tags)))
+
     @property
     def site_name(self) -> str:
         return self.name.split("/", 1)[0]

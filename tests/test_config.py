@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allowlist.config import Settings, build_scope, load_scope, scope_from_flags
+from allowlist.errors import ConfigError
+from allowlist.model import AppEgress, TargetRef
+from tests.conftest import SQL1, SQL2, SUB1
+
+
+def app(name: str, **kw: Any) -> AppEgress:
+    fields: dict[str, Any] = {
+        "id": f"/subscriptions/{SUB1}/resourceGroups/rg-web/providers/Microsoft.Web/sites/{name}",
+        "name": name,
+        "subscription_id": SUB1,
+        "resource_group": "rg-web",
+        "kind": "app",
+        "location": "West Europe",
+    }
+    fields.update(kw)
+    return AppEgress(**fields)
+
+
+def test_full_config(tmp_path: Path) -> None:
+    path = tmp_path / "allowlist.toml"
+    path.write_text(
+        f"""
+[settings]
+prefix = "fw-"
+addresses = "current"
+max_delete_percent = 50
+rule_limit = 256
+
+[[sync]]
+name = "shop"
+targets = ["{SQL1}", "{SQL2}"]
+subscriptions = ["{SUB1.upper()}"]
+resource_groups = ["rg-*"]
+names = ["web-*"]
+tags = {{ team = "a" }}
+kinds = ["app"]
+slots = false
+"""
+    )
+    scope = load_scope(path)
+    assert scope.settings == Settings(prefix="fw-", addresses="current", max_delete_percent=50, rule_limit=256)
+    (block,) = scope.blocks
+    assert block.selector.subscriptions == (SUB1,)
+    assert [t.name for t in scope.targets] == ["sql-one", "sql-two"]
+    assert block.selector.matches(app("web-x", tags=(("team", "a"),)))
+    assert not block.selector.matches(app("web-x/slot", tags=(("team", "a"),)))
+    assert not block.selector.matches(app("web-x", tags=(("team", "b"),)))
+    assert not block.selector.matches(app("api-x", tags=(("team", "a"),)))
+    assert not block.selector.matches(app("web-x", kind="functionapp,linux", tags=(("team", "a"),)))
+
+
+def test_selector_globs_and_tag_presence() -> None:
+    scope = scope_from_flags(Settings(), [SQL1], [], ["RG-WEB"], ["web-a/*"], ["env=*"], ["linux"], True)
+    selector = scope.blocks[0].selector
+    assert selector.matches(app("web-a/staging", kind="app,linux", tags=(("env", "x"),)))
+    assert not selector.matches(app("web-a/staging", kind="app", tags=(("env", "x"),)))
+    assert not selector.matches(app("web-a/staging", kind="app,linux"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[settings]\nprefix = ''", "settings.prefix: the rule prefix cannot be empty"),
+        ("[settings]\nprefix = 'a/b'", "settings.prefix: the rule prefix 'a/b' contains a character"),
+        ("[settings]\nrule_limit = 'many'", "settings.rule_limit: has the wrong type (str)"),
+        ("[settings]\nrule_limit = 0", "settings.rule_limit: must be at least 1"),
+        ("[settings]\nallow_wide_ranges = 1", "settings.allow_wide_ranges: has the wrong type (int)"),
+        ("[settings]\naddresses = 'all'", "settings.addresses: must be 'possible'"),
+        ("[settings]\ncolour = 1", "settings.colour: unknown setting"),
+        ("[[sync]]\nname = 'x'", "sync[0].targets: needs at least one target resource ID"),
+        (
+            "[[sync]]\ntargets = ['/subscriptions/x/resourceGroups/y']",
+            "sync[0].targets[0]: '/subscriptions/x/resourceGroups/y' is not a resource ID",
+        ),
+        (
+            "[[sync]]\ntargets = ['/subscriptions/x/resourceGroups/y/providers/Microsoft.Storage/storageAccounts/s']",
+            "sync[0].targets[0]: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Storage/storageAccounts/s': "
+            "Microsoft.Storage/storageAccounts is not a supported target",
+        ),
+        (f"[[sync]]\ntargets = ['{SQL1}']\ntags = ['a']", "sync[0].tags: must be a table of strings"),
+        (f"[[sync]]\ntargets = ['{SQL1}']\nslots = 'no'", "sync[0].slots: must be true or false"),
+        (f"[[sync]]\ntargets = ['{SQL1}']\nsubscription = 'x'", "sync[0].subscription: unknown key"),
+        (
+            f"[[sync]]\nname='a'\ntargets = ['{SQL1}']\n[[sync]]\nname='a'\ntargets = ['{SQL1}']",
+            "the name 'a' is used by more",
+        ),
+        ("sync = 3", "sync: must be an array of tables"),
+        ("[other]", "other: unknown key"),
+    ],
+)
+def test_config_errors_name_file_key_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "allowlist.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_scope(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_scope(tmp_path / "nope.toml")
+    path = tmp_path / "bad.toml"
+    path.write_text("[settings\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_scope(path)
+
+
+def test_bad_flags() -> None:
+    with pytest.raises(ConfigError, match="--tag 'team': expected KEY=VALUE"):
+        scope_from_flags(Settings(), [SQL1], [], [], [], ["team"], [], True)
+    with pytest.raises(ConfigError, match="--target: 'nope' is not a resource ID"):
+        scope_from_flags(Settings(), ["nope"], [], [], [], [], [], True)
+
+
+def test_target_ids_compare_without_case() -> None:
+    a, b = (
+        TargetRef.parse(SQL1),
+        TargetRef.parse(SQL1.upper().replace("MICROSOFT.SQL/SERVERS", "Microsoft.Sql/servers")),
+    )
+    assert a.key == b.key
+    scope = build_scope({"sync": [{"name": "x", "targets": [SQL1]}, {"name": "y", "targets": [SQL1.upper()]}]})
+    assert len(scope.targets) == 1

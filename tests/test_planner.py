@@ -1,0 +1,173 @@
+"""The planner is pure: these tests need no network."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from allowlist.apply import write_order
+from allowlist.config import Settings, build_scope
+from allowlist.model import ExistingRule, IpRange, TargetRef
+from allowlist.planfile import load_plan, plan_to_json, save_plan
+from allowlist.planner import build_plan, desired_ranges, plan_target, rule_name
+from allowlist.sources.appservice import Discovery, DiscoveryIssue
+from allowlist.targets.sql import SQL
+from tests.conftest import SQL1, SUB1, SUB2
+from tests.test_config import app
+
+TARGET = TargetRef.parse(SQL1)
+S = Settings()
+
+
+def rule(name: str, start: str, end: str | None = None) -> ExistingRule:
+    return ExistingRule(name, IpRange.parse(start, end))
+
+
+def plan(desired: list[str], existing: list[ExistingRule], settings: Settings = S, incomplete: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    apps = [app("a", ipv4=tuple(desired))]
+    return plan_target(TARGET, desired_ranges(apps), existing, settings, SQL, incomplete)
+
+
+def test_names_come_from_the_range() -> None:
+    assert rule_name("allowlist-", IpRange.parse("20.0.0.1")) == "allowlist-20.0.0.1"
+    assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4")) == "fw-20.0.0.1-20.0.0.4"
+
+
+def test_desired_ranges_merge_across_apps_and_record_who_needs_them() -> None:
+    apps = [
+        app("a", ipv4=("20.0.0.1", "20.0.0.2")),
+        app("b", ipv4=("20.0.0.3", "40.0.0.1")),
+        app("c", ipv4=("99.0.0.1",), pinned=False, reason="empty"),
+    ]
+    desired = desired_ranges(apps)
+    assert [str(r) for r in desired] == ["20.0.0.1-20.0.0.3", "40.0.0.1"]
+    assert [len(v) for v in desired.values()] == [2, 1]
+
+
+def test_first_sync_creates_and_leaves_other_rules_alone() -> None:
+    p = plan(["20.0.0.1", "20.0.0.2"], [rule("AllowAllWindowsAzureIps", "0.0.0.0"), rule("office", "1.1.1.1")])
+    assert [(c.action, c.name) for c in p.changes] == [("create", "allowlist-20.0.0.1-20.0.0.2")]
+    assert [r.name for r in p.unmanaged] == ["AllowAllWindowsAzureIps", "office"]
+    assert p.threshold is None and p.blockers == ()
+
+
+def test_second_sync_keeps_everything() -> None:
+    p = plan(["20.0.0.1"], [rule("ALLOWLIST-20.0.0.1", "20.0.0.1")])  # names compare without case
+    assert p.changes == () and [c.name for c in p.keeps] == ["ALLOWLIST-20.0.0.1"]
+
+
+def test_tier_change_creates_new_and_deletes_stale_and_creates_come_first() -> None:
+    p = plan(["30.0.0.1"], [rule("allowlist-20.0.0.1", "20.0.0.1")])
+    assert [(c.action, c.name) for c in p.changes] == [
+        ("create", "allowlist-30.0.0.1"),
+        ("delete", "allowlist-20.0.0.1"),
+    ]
+    assert [c.action for c in write_order(p)] == ["create", "delete"]
+
+
+def test_an_edited_managed_rule_is_put_back() -> None:
+    p = plan(["20.0.0.1"], [rule("allowlist-20.0.0.1", "20.0.0.1", "20.0.0.9")])
+    (change,) = p.changes
+    assert change.action == "update" and change.previous == IpRange.parse("20.0.0.1", "20.0.0.9")
+
+
+def test_protected_names_are_never_managed_even_with_a_matching_prefix() -> None:
+    p = plan([], [rule("AllowAllWindowsAzureIps", "0.0.0.0")], replace(S, prefix="Allow"))
+    assert p.changes == () and len(p.unmanaged) == 1
+
+
+def test_incomplete_discovery_withholds_every_delete_but_still_creates() -> None:
+    p = plan(["30.0.0.1"], [rule("allowlist-20.0.0.1", "20.0.0.1")], incomplete=("sub x: 403",))
+    assert [c.action for c in p.changes] == ["create"]
+    assert [c.name for c in p.withheld] == ["allowlist-20.0.0.1"]
+
+
+def test_delete_threshold_applies_from_ten_managed_rules() -> None:
+    existing = [rule(f"allowlist-20.0.0.{i}", f"20.0.0.{i}") for i in range(1, 11, 2)]  # 5 rules
+    assert plan(["20.0.0.1"], existing).threshold is None  # 4/5 deleted, but under ten managed rules
+    existing = [rule(f"allowlist-20.0.0.{i}", f"20.0.0.{i}") for i in range(1, 21, 2)]  # 10 rules
+    keep = [f"20.0.0.{i}" for i in range(1, 15, 2)]  # keep 7, delete 3: 30%, not over
+    assert plan(keep, existing).threshold is None
+    p = plan(keep[:6], existing)  # delete 4 of 10
+    assert p.threshold == "Too many deletes, 40% is over 30% (4/10), force required"
+
+
+def test_removing_every_managed_rule_needs_force() -> None:
+    p = plan([], [rule("allowlist-20.0.0.1", "20.0.0.1")])
+    assert p.threshold == "would remove all 1 rules allowlist manages here and add none, force required"
+
+
+def test_rule_limit_counts_every_rule_that_would_remain() -> None:
+    existing = [
+        rule("AllowAllWindowsAzureIps", "0.0.0.0"),
+        rule("office", "1.1.1.1"),
+        rule("allowlist-9.0.0.1", "9.0.0.1"),
+    ]
+    p = plan(["20.0.0.1", "20.0.0.3"], existing, replace(S, rule_limit=3))
+    assert p.blockers == ("would hold 4 firewall rules (2 not managed by allowlist), over the limit of 3",)
+    assert plan(["20.0.0.1"], existing, replace(S, rule_limit=3)).blockers == ()
+
+
+def test_wide_ranges_need_explicit_permission() -> None:
+    wide = [f"20.{i}.{j}.{k}" for i in (0, 1) for j in range(256) for k in range(256)]
+    p = plan(wide[:65537], [])
+    assert "wider than a /16" in p.blockers[0]
+    assert plan(wide[:65537], [], replace(S, allow_wide_ranges=True)).blockers == ()
+
+
+def test_write_order_makes_room_before_overflowing_creates() -> None:
+    existing = [rule("office", "1.1.1.1"), rule("allowlist-9.0.0.1", "9.0.0.1")]
+    p = plan(["20.0.0.1", "20.0.0.3"], existing, replace(S, rule_limit=3))
+    assert [c.action for c in p.changes] == ["create", "create", "delete"]
+    assert [c.action for c in write_order(p)] == ["create", "delete", "create"]
+
+
+def discovery(apps, issues=()):  # type: ignore[no-untyped-def]
+    return Discovery(tuple(apps), tuple(issues), (SUB1, SUB2))
+
+
+def test_build_plan_maps_gaps_to_the_targets_they_feed() -> None:
+    scope = build_scope({
+        "sync": [
+            {"name": "one", "targets": [SQL1], "subscriptions": [SUB1]},
+            {"name": "two", "targets": [SQL1.replace("sql-one", "sql-x")], "subscriptions": [SUB2]},
+        ]
+    })  # fmt: skip
+    apps = [app("a", ipv4=("20.0.0.1",)), app("p4", pinned=False, reason="possibleOutboundIpAddresses is empty")]
+    issues = [DiscoveryIssue(f"/subscriptions/{SUB2}", "403 AuthorizationFailed: no")]
+    existing = {t.key: [rule("allowlist-5.5.5.5", "5.5.5.5")] for t in scope.targets}
+    result = build_plan(scope, discovery(apps, issues), existing)
+    one, two = sorted(result.targets, key=lambda t: t.target.name)
+    assert one.target.name == "sql-one" and one.incomplete == (
+        f"p4 ({apps[1].id}) is not pinned: possibleOutboundIpAddresses is empty",
+    )
+    assert two.incomplete == (f"/subscriptions/{SUB2}: 403 AuthorizationFailed: no",)
+    assert not one.of("delete") and not two.of("delete") and len(two.withheld) == 1
+
+
+def test_a_target_that_cannot_be_read_gets_no_changes() -> None:
+    scope = build_scope({"sync": [{"name": "one", "targets": [SQL1]}]})
+    result = build_plan(scope, discovery([app("a", ipv4=("20.0.0.1",))]), {TARGET.key: "404 ResourceNotFound: gone"})
+    assert result.targets[0].error == "404 ResourceNotFound: gone" and not result.has_changes and result.incomplete
+
+
+def test_plans_are_byte_identical_whatever_order_arm_answers_in(tmp_path: Path) -> None:
+    scope = build_scope({"sync": [{"name": "one", "targets": [SQL1]}]})
+    apps = [app(f"w{i}", ipv4=tuple(f"20.0.{i}.{j}" for j in range(1, 6))) for i in range(8)]
+    existing = [rule(f"allowlist-30.0.0.{i}", f"30.0.0.{i}") for i in range(1, 5)] + [rule("office", "1.1.1.1")]
+    first = plan_to_json(build_plan(scope, discovery(apps), {TARGET.key: existing}))
+    rng = random.Random(3)
+    for _ in range(5):
+        shuffled_apps = [replace(a, ipv4=tuple(rng.sample(a.ipv4, len(a.ipv4)))) for a in rng.sample(apps, len(apps))]
+        shuffled = rng.sample(existing, len(existing))
+        assert plan_to_json(build_plan(scope, discovery(shuffled_apps), {TARGET.key: shuffled})) == first
+
+
+def test_saved_plans_round_trip(tmp_path: Path) -> None:
+    scope = build_scope({"settings": {"prefix": "fw-"}, "sync": [{"name": "one", "targets": [SQL1]}]})
+    apps = [app("a", ipv4=("20.0.0.1",), tags=(("team", "a"),), warnings=("x",)), app("b", pinned=False, reason="r")]
+    original = build_plan(scope, discovery(apps), {TARGET.key: [rule("fw-9.9.9.9", "9.9.9.9", "9.9.9.10")]})
+    path = tmp_path / "plan.json"
+    save_plan(original, path)
+    assert load_plan(path) == original

@@ -1,0 +1,59 @@
+"""How one site payload becomes AppEgress: which addresses count and when an app is not pinned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allowlist.sources.appservice import to_egress
+from tests.conftest import SUB1
+
+ID = f"/subscriptions/{SUB1}/resourceGroups/rg/providers/Microsoft.Web/sites/app"
+
+
+def payload(**props: Any) -> dict[str, Any]:
+    base = {"outboundIpAddresses": "20.0.0.1", "possibleOutboundIpAddresses": "20.0.0.1,20.0.0.2"}
+    return {"id": ID, "name": "app", "kind": "app", "location": "West Europe", "properties": {**base, **props}}
+
+
+def test_possible_is_the_default_and_current_is_a_choice() -> None:
+    assert to_egress(payload(), "possible").ipv4 == ("20.0.0.1", "20.0.0.2")
+    current = to_egress(payload(), "current")
+    assert current.ipv4 == ("20.0.0.1",) and current.source == "outboundIpAddresses"
+
+
+def test_premium_v4_with_no_addresses_is_not_pinned() -> None:
+    app = to_egress(payload(outboundIpAddresses="", possibleOutboundIpAddresses="", sku="PremiumV4"), "possible")
+    assert not app.pinned
+    assert app.reason == "possibleOutboundIpAddresses is empty (Premium V4 apps do not report outbound addresses)"
+
+
+def test_all_traffic_through_a_vnet_is_not_pinned() -> None:
+    app = to_egress(
+        payload(outboundVnetRouting={"allTraffic": True}, virtualNetworkSubnetId="/subscriptions/x/.../subnets/s"),
+        "possible",
+    )
+    assert not app.pinned and "virtual network" in app.reason
+    assert to_egress(payload(virtualNetworkSubnetId="/subscriptions/x/.../subnets/s"), "possible").pinned
+
+
+def test_flex_consumption_is_not_pinned_and_consumption_is_warned() -> None:
+    assert not to_egress(payload(sku="FlexConsumption"), "possible").pinned
+    dynamic = to_egress(payload(sku="Dynamic"), "possible")
+    assert dynamic.pinned and any("Consumption plan" in w for w in dynamic.warnings)
+
+
+def test_ipv6_and_rejected_entries_are_reported() -> None:
+    app = to_egress(
+        payload(possibleOutboundIpAddresses="20.0.0.1,10.0.0.1", possibleOutboundIpv6Addresses="2603:1020::1"),
+        "possible",
+    )
+    assert app.ipv4 == ("20.0.0.1",) and app.ipv6 == ("2603:1020::1",)
+    assert app.warnings == (
+        "ignored 10.0.0.1: not a public address",
+        "1 IPv6 address(es) reported; SQL firewall rules are IPv4 only",
+    )
+
+
+def test_slot_names_and_ids() -> None:
+    slot = to_egress({**payload(), "id": ID + "/slots/blue", "name": "app/blue"}, "possible")
+    assert (slot.site_name, slot.slot, slot.resource_group, slot.subscription_id) == ("app", "blue", "rg", SUB1)
