@@ -126,10 +126,12 @@ class Emulator:
         page_size: int = 50,
         faults: FaultConfig | None = None,
         ca_dir: Path | None = None,
+        accepted_tokens: frozenset[str] | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.state = state
+        self.accepted_tokens = accepted_tokens  # None: any non-empty bearer token
         self.faults = Faults(faults or FaultConfig())
         self.requests: list[LoggedRequest] = []
         self.router = Router()
@@ -202,7 +204,7 @@ class Emulator:
         if self.faults.config.latency_ms:
             time.sleep(self.faults.config.latency_ms / 1000)
         try:
-            self._authenticate(request)
+            self._authenticate(request, self.accepted_tokens)
             if not request.query.get("api-version"):
                 raise ArmError(
                     400,
@@ -221,16 +223,16 @@ class Emulator:
             return err.response()
 
     @staticmethod
-    def _authenticate(request: Request) -> None:
-        """Any non-empty bearer token is accepted; the emulator checks presence, not identity."""
+    def _authenticate(request: Request, accepted: frozenset[str] | None) -> None:
+        """Any non-empty bearer token is accepted unless `accepted` names the only good ones."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'}
         if scheme.lower() != "bearer":
             raise ArmError(
                 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", challenge
             )
-        if not token.strip():
-            raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid: it is empty.", challenge)
+        if not token.strip() or (accepted is not None and token.strip() not in accepted):
+            raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.", challenge)
 
     def _log(self, request: Request, query: str, status: int, started: float) -> None:
         now = time.monotonic()

@@ -1,0 +1,103 @@
+"""Help, usage errors, bad input and the demo: clear messages, exit 1, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from allowlist.cli.main import app
+from allowlist.emulator import Emulator
+from tests.cli_helpers import cli, writes
+from tests.conftest import SQL1
+
+Cap = pytest.CaptureFixture[str]
+COMMANDS = ["plan", "apply", "ips", "demo", "emulator"]
+
+
+def test_every_command_has_help_text(capsys: Cap) -> None:
+    top = cli(capsys, "--help")
+    assert top.code == 0
+    for command in COMMANDS:
+        assert command in top.out
+        result = cli(capsys, command, "--help")
+        assert result.code == 0 and f"Usage: allowlist {command}" in result.out
+    documented = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]
+    assert documented == set(COMMANDS)
+    assert all(c.callback.__doc__ for c in app.registered_commands)  # type: ignore[union-attr]
+
+
+def test_version(capsys: Cap) -> None:
+    from allowlist import __version__
+
+    assert cli(capsys, "--version").out.strip() == f"allowlist {__version__}"
+
+
+def test_usage_errors_exit_1_never_2(capsys: Cap) -> None:
+    for args in (["plan", "--bogus"], ["plan", "-o", "yaml"], ["nope"], ["plan", "--rule-limit", "0"]):
+        result = cli(capsys, *args)
+        assert result.code == 1, args
+        assert "Error" in result.err
+
+
+def test_no_arguments_shows_help(capsys: Cap) -> None:
+    result = cli(capsys)
+    assert result.code == 1 and "Usage: allowlist" in (result.out + result.err)
+
+
+def test_nothing_to_sync(capsys: Cap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli(capsys, "plan")
+    assert result.code == 1 and "nothing to sync: give --target" in result.err
+
+
+def test_malformed_config_names_the_file_and_key(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    (tmp_path / "allowlist.toml").write_text('[settings]\nmax_delete_percent = "lots"\n')
+    result = cli(capsys, "apply", "--yes")
+    assert result.code == 1
+    assert result.err.strip() == "error: allowlist.toml: settings.max_delete_percent: has the wrong type (str)"
+    assert writes(cli_env) == [] and cli_env.requests == []
+
+
+def test_bad_flags_are_clear(cli_env: Emulator, capsys: Cap) -> None:
+    assert "--tag 'team': expected KEY=VALUE" in cli(capsys, "plan", "-t", SQL1, "--tag", "team").err
+    assert "--target: 'sql-one' is not a resource ID" in cli(capsys, "plan", "-t", "sql-one").err
+    assert "the rule prefix cannot be empty" in cli(capsys, "plan", "-t", SQL1, "--prefix", " ").err
+    result = cli(capsys, "plan", "-t", SQL1, "--arm-endpoint", "http://127.0.0.1:1")
+    assert result.code == 1 and "must be an https:// URL" in result.err
+    assert cli_env.requests == []
+
+
+def test_saved_plan_errors(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    assert "plan file not found" in cli(capsys, "apply", str(tmp_path / "none.json")).err
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "something-else"}))
+    assert "not an allowlist plan" in cli(capsys, "apply", str(other)).err
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"format": "allowlist-plan", "version": 99}))
+    assert "plan version 99 is not supported" in cli(capsys, "apply", str(newer)).err
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps({"format": "allowlist-plan", "version": 1, "settings": {}}))
+    assert "the plan is damaged" in cli(capsys, "apply", str(damaged)).err
+    assert "carries its own scope" in cli(capsys, "apply", str(damaged), "-t", SQL1).err
+    assert writes(cli_env) == []
+
+
+def test_demo_runs_the_whole_job(capsys: Cap) -> None:
+    result = cli(capsys, "demo")
+    assert result.code == 0, result.err
+    assert "Plan: 5 to add, 0 to change, 2 to remove." in result.out
+    assert "Apply complete: 5 added, 0 changed, 2 removed." in result.out
+    assert result.out.rstrip().endswith("No changes. The firewalls match the apps' outbound addresses.")
+    assert "NOT PINNED" in result.out
+
+
+def test_the_installed_command_runs_as_a_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "allowlist", "plan", "--target", "x"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: --target: 'x' is not a resource ID") and "Traceback" not in result.stderr
