@@ -188,8 +188,8 @@ def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, ap
             hit = any(not b.selector.subscriptions for b in blocks)
         elif len(parts) == 3:  # /subscriptions/ID
             hit = any(b.selector.covers_subscription(parts[2]) for b in blocks)
-        else:  # a site whose slots could not be listed
-            hit = any(a.id.lower() == issue.scope.lower() for a in apps)
+        else:  # a resource group whose slots could not be listed
+            hit = any(a.id.lower().startswith(issue.scope.lower() + "/") for a in apps)
         if hit:
             reasons.append(f"{issue.scope}: {issue.message}")
     reasons += [f"{app.name} ({app.id}) is not pinned: {app.reason}" for app in apps if not app.pinned]

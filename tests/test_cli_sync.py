@@ -44,7 +44,10 @@ def test_reads_are_one_paged_list_per_subscription_and_target(cli_env: Emulator,
     paths = [r.path for r in cli_env.requests]
     assert paths.count(f"/subscriptions/{SUB1}/providers/Microsoft.Web/sites") == 2  # page size 2: 3 sites
     assert not any(p.count("/") == 8 and "/sites/" in p for p in paths), "never one GET per app"
-    assert sum("/slots" in p for p in paths) == 3  # one slot list per site in scope
+    assert not any("/slots" in p for p in paths), "no slot list per site"
+    # Slots come from one includeSlots list per resource group holding sites in scope: rg-web and rg-func.
+    slot_lists = [r for r in cli_env.requests if "includeSlots=true" in r.query]
+    assert sorted(r.path.split("/")[4] for r in slot_lists) == ["rg-func", "rg-web", "rg-web"]  # rg-web: 2 pages
     assert sum(p.endswith("/firewallRules") for p in paths) == 1
     assert writes(cli_env) == []  # plan writes nothing
 

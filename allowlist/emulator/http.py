@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from allowlist.emulator.state import State
 
@@ -109,8 +109,8 @@ def page(request: Request, items: Sequence[JSON], page_size: int) -> Response:
     chunk = list(items[skip : skip + page_size])
     body: JSON = {"value": chunk}
     if skip + page_size < len(items):
-        api_version = quote(request.query.get("api-version", ""))
-        body["nextLink"] = (
-            f"{request.base_url}{quote(request.path)}?api-version={api_version}&$skiptoken={skip + page_size}"
-        )
+        # The next page lists the same collection: every query parameter but the token carries over.
+        query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+        query["$skiptoken"] = str(skip + page_size)
+        body["nextLink"] = f"{request.base_url}{quote(request.path)}?{urlencode(query, safe='$')}"
     return Response(200, body)

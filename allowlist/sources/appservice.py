@@ -1,4 +1,5 @@
-"""App Service discovery: one paged site list per subscription, slots only for sites in scope.
+"""App Service discovery: one paged site list per subscription, then one list per resource group
+holding sites in scope, with includeSlots, for their deployment slots.
 
 Reads run concurrently with a bound. A subscription or slot list that fails becomes a DiscoveryIssue
 (the planner then withholds deletes for every target it feeds) instead of silently shrinking the set.
@@ -44,15 +45,23 @@ def discover(scope: Scope, clients: ArmClients) -> Discovery:
             if issue is not None:
                 issues.append(DiscoveryIssue(f"/subscriptions/{sub}", issue))
             sites.extend(to_egress(raw, settings.addresses) for raw in found)
-        in_scope = [
-            site for site in sites if any(b.selector.slots and b.selector.matches_site(site) for b in scope.blocks)
-        ]
-        slot_lists = list(pool.map(lambda site: _list_slots(clients, site), in_scope))
+        # Slots: one list per resource group holding sites in scope (includeSlots), not one per site.
+        groups = sorted(
+            {
+                (site.subscription_id, site.resource_group)
+                for site in sites
+                if any(b.selector.slots and b.selector.matches_site(site) for b in scope.blocks)
+            },
+            key=lambda g: (g[0], g[1].lower()),
+        )
+        slot_lists = list(pool.map(lambda group: _list_group_slots(clients, *group), groups))
     apps = list(sites)
-    for site, (found, issue) in zip(in_scope, slot_lists, strict=True):
+    for (sub, group), (found, issue) in zip(groups, slot_lists, strict=True):
         if issue is not None:
-            issues.append(DiscoveryIssue(site.id, f"slots could not be listed: {issue}"))
-        apps.extend(to_egress(raw, settings.addresses) for raw in found)
+            issues.append(
+                DiscoveryIssue(f"/subscriptions/{sub}/resourceGroups/{group}", f"slots could not be listed: {issue}")
+            )
+        apps.extend(to_egress(raw, settings.addresses) for raw in found if "/slots/" in str(raw.get("id", "")))
     apps.sort(key=lambda a: a.id.lower())
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
     return Discovery(tuple(apps), tuple(issues), tuple(subscriptions))
@@ -75,10 +84,11 @@ def _list_sites(clients: ArmClients, subscription_id: str) -> tuple[list[Mapping
     return _collect(lambda: clients.web(subscription_id).web_apps.list(), _raw)
 
 
-def _list_slots(clients: ArmClients, site: AppEgress) -> tuple[list[Mapping[str, Any]], str | None]:
+def _list_group_slots(
+    clients: ArmClients, subscription_id: str, group: str
+) -> tuple[list[Mapping[str, Any]], str | None]:
     return _collect(
-        lambda: clients.web(site.subscription_id).web_apps.list_slots(site.resource_group, site.site_name),
-        _raw,
+        lambda: clients.web(subscription_id).web_apps.list_by_resource_group(group, include_slots=True), _raw
     )
 
 

@@ -242,3 +242,10 @@ def test_timeline_replays_every_rule_state(emulator: Emulator) -> None:
         ["AllowAllWindowsAzureIps", "a"],
     ]
     assert [r.end for r in history[2] if r.name == "a"] == ["1.1.1.2"]
+
+
+def test_include_slots_lists_slots_across_pages(emulator: Emulator) -> None:
+    listed = list(web(emulator).web_apps.list_by_resource_group("rg-web", include_slots=True))
+    assert [s.name for s in listed] == ["web-a", "web-a/staging", "web-b"]
+    pages = [r for r in emulator.requests if r.path.endswith("/rg-web/providers/Microsoft.Web/sites")]
+    assert len(pages) == 2 and "includeSlots=true" in pages[1].query  # the nextLink keeps the filter

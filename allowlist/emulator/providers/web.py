@@ -151,6 +151,8 @@ def routes(page_size: int) -> list[Route]:
                 for s in state.sites.values()
                 if s.subscription_id.lower() == sub and s.resource_group.lower() == group
             ]
+            if request.query.get("includeSlots", "").lower() == "true":
+                sites += [slot for s in sites for slot in s.slots.values()]
             return page(request, _sorted(sites), page_size)
 
     def find(request: Request, state: State) -> Site:
