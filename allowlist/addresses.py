@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,9 +49,17 @@ def parse_address_list(*texts: str | None) -> ParsedAddresses:
 
 def merge_ranges(addresses: Iterable[str]) -> list[IpRange]:
     """Merge IPv4 addresses into the fewest inclusive ranges; the result does not depend on input order."""
-    numbers = sorted({int(ipaddress.IPv4Address(a)) for a in addresses})
+    return merge_numbers(int(ipaddress.IPv4Address(a)) for a in addresses)
+
+
+def ipv4_number(address: str) -> int:
+    """Fast for addresses already in canonical dotted form (AppEgress holds only those)."""
+    return int.from_bytes(socket.inet_aton(address), "big")
+
+
+def merge_numbers(numbers: Iterable[int]) -> list[IpRange]:
     ranges: list[IpRange] = []
-    for n in numbers:
+    for n in sorted(set(numbers)):
         if ranges and ranges[-1].end + 1 == n:
             ranges[-1] = IpRange(ranges[-1].start, n)
         else:

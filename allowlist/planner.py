@@ -7,13 +7,12 @@ the order ARM lists addresses in, and a rule that exists under its name already 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from allowlist.addresses import merge_ranges
+from allowlist.addresses import ipv4_number, merge_numbers
 from allowlist.config import Scope, Settings
 from allowlist.model import AppEgress, ExistingRule, IpRange, TargetRef
 from allowlist.sources.appservice import Discovery, DiscoveryIssue
@@ -104,9 +103,9 @@ def desired_ranges(apps: Sequence[AppEgress]) -> dict[IpRange, tuple[str, ...]]:
     for app in apps:
         if app.pinned:
             for address in app.ipv4:
-                owners[int(ipaddress.IPv4Address(address))].add(app.id)
+                owners[ipv4_number(address)].add(app.id)
     needed: dict[IpRange, tuple[str, ...]] = {}
-    for rule_range in merge_ranges(str(ipaddress.IPv4Address(n)) for n in owners):
+    for rule_range in merge_numbers(owners):
         inside = set().union(*(owners[n] for n in range(rule_range.start, rule_range.end + 1)))
         needed[rule_range] = tuple(sorted(inside, key=str.lower))
     return needed

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from allowlist.addresses import parse_address_list
-from allowlist.azure import ArmClients, describe, raise_if_auth
+from allowlist.azure import ArmClients, describe, list_raw, raise_if_auth
 from allowlist.config import AddressSource, Scope
 from allowlist.model import AppEgress
 
@@ -80,22 +81,18 @@ def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssu
     return sorted(explicit | {s for s in found if s})
 
 
-def _list_sites(clients: ArmClients, subscription_id: str) -> tuple[list[Mapping[str, Any]], str | None]:
-    return _collect(lambda: clients.web(subscription_id).web_apps.list(), _raw)
+def _list_sites(clients: ArmClients, subscription_id: str) -> tuple[list[dict[str, Any]], str | None]:
+    path = f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites"
+    return _collect(lambda: list_raw(clients.web(subscription_id), path), _same)
 
 
-def _list_group_slots(
-    clients: ArmClients, subscription_id: str, group: str
-) -> tuple[list[Mapping[str, Any]], str | None]:
-    return _collect(
-        lambda: clients.web(subscription_id).web_apps.list_by_resource_group(group, include_slots=True), _raw
-    )
+def _list_group_slots(clients: ArmClients, subscription_id: str, group: str) -> tuple[list[dict[str, Any]], str | None]:
+    path = f"/subscriptions/{subscription_id}/resourceGroups/{quote(group)}/providers/Microsoft.Web/sites"
+    return _collect(lambda: list_raw(clients.web(subscription_id), path, includeSlots="true"), _same)
 
 
-def _raw(model: Any) -> Mapping[str, Any]:
-    # azure-mgmt-web 11 models are mappings over the raw JSON, so fields it does not model
-    # (possibleOutboundIpv6Addresses) are still there under their REST names.
-    return model  # type: ignore[no-any-return]
+def _same(item: dict[str, Any]) -> dict[str, Any]:
+    return item
 
 
 def _collect(pager: Callable[[], Iterable[T]], convert: Callable[[T], R]) -> tuple[list[R], str | None]:
