@@ -40,6 +40,7 @@ class LoggedRequest:
     status: int  # 0 for a dropped connection
     at: float  # time.monotonic() when the answer went out
     duration: float
+    action: str = ""  # the RBAC action the operation needs, when the path matched one
 
 
 class _TlsServer(ThreadingHTTPServer):
@@ -97,14 +98,16 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             base_url=emu.base_url,
         )
-        response = emu.handle(request)
+        response, action = emu.handle(request)
         if response is None:  # a dropped connection
-            emu._log(request, url.query, 0, started)
+            emu._log(request, url.query, 0, started, action)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         payload = b"" if response.body is None else json.dumps(response.body).encode()
-        emu._log(request, url.query, response.status, started)  # before the answer, so a client never outruns it
+        emu._log(
+            request, url.query, response.status, started, action
+        )  # before the answer, so a client never outruns it
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -199,10 +202,11 @@ class Emulator:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def handle(self, request: Request) -> Response | None:
-        """Answer one request; None means drop the connection."""
+    def handle(self, request: Request) -> tuple[Response | None, str]:
+        """Answer one request (None: drop the connection), with the RBAC action it needed."""
         if self.faults.config.latency_ms:
             time.sleep(self.faults.config.latency_ms / 1000)
+        action = ""
         try:
             self._authenticate(request, self.accepted_tokens)
             if not request.query.get("api-version"):
@@ -212,15 +216,16 @@ class Emulator:
                     "The api-version query parameter (?api-version=) is required.",
                 )
             matched, params = self.router.match(request.method, request.path)
+            action = matched.action
             if self.faults.should_drop(request.method, request.path):
-                return None
+                return None, action
             self.faults.throttle(request.method, request.path)
             self.faults.forbidden(request.path, matched.action)
             self.faults.server_error(request.method, request.path)
             bound = replace(request, params={k: unquote(v) for k, v in params.items()})
-            return matched.handler(bound, self.state)
+            return matched.handler(bound, self.state), action
         except ArmError as err:
-            return err.response()
+            return err.response(), action
 
     @staticmethod
     def _authenticate(request: Request, accepted: frozenset[str] | None) -> None:
@@ -234,10 +239,10 @@ class Emulator:
         if not token.strip() or (accepted is not None and token.strip() not in accepted):
             raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.", challenge)
 
-    def _log(self, request: Request, query: str, status: int, started: float) -> None:
+    def _log(self, request: Request, query: str, status: int, started: float, action: str) -> None:
         now = time.monotonic()
         with self._log_lock:
-            self.requests.append(LoggedRequest(request.method, request.path, query, status, now, now - started))
+            self.requests.append(LoggedRequest(request.method, request.path, query, status, now, now - started, action))
 
     def count(self, method: str | None = None, path_contains: str = "") -> int:
         """How many requests were answered, optionally of one method and with a path fragment."""
