@@ -166,7 +166,8 @@ def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False) -
             lines.append(f"{'':<{width}}  {'':<{kind_width}}  {status}")
         if verbose:
             lines += [f"{'':<{width}}  {'':<{kind_width}}  note: {w}" for w in app.warnings]
-            lines += [f"{'':<{width}}  {'':<{kind_width}}  IPv6: {', '.join(app.ipv6)}" for _ in app.ipv6[:1]]
+            if app.ipv6:
+                lines.append(f"{'':<{width}}  {'':<{kind_width}}  IPv6: {', '.join(app.ipv6)}")
     pinned = sum(a.pinned for a in apps)
     lines.append(f"{len(apps)} apps, {pinned} pinned, {len(apps) - pinned} not pinned.")
     return "\n".join(lines) + "\n"

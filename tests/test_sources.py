@@ -54,6 +54,11 @@ def test_ipv6_and_rejected_entries_are_reported() -> None:
     )
 
 
+def test_ipv6_inside_the_ipv4_list_is_reported_not_lost() -> None:
+    app = to_egress(payload(possibleOutboundIpAddresses="20.0.0.1,2603:1020::7"), "possible")
+    assert app.ipv4 == ("20.0.0.1",) and app.ipv6 == ("2603:1020::7",)
+
+
 def test_slot_names_and_ids() -> None:
     slot = to_egress({**payload(), "id": ID + "/slots/blue", "name": "app/blue"}, "possible")
     assert (slot.site_name, slot.slot, slot.resource_group, slot.subscription_id) == ("app", "blue", "rg", SUB1)

@@ -115,7 +115,7 @@ def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
     key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
     v6_key = "possibleOutboundIpv6Addresses" if source == "possible" else "outboundIpv6Addresses"
     parsed = parse_address_list(props.get(key))
-    ipv6 = parse_address_list(props.get(v6_key)).ipv6
+    ipv6 = parsed.ipv6 + parse_address_list(props.get(v6_key)).ipv6  # some payloads mix them
     warnings = [f"ignored {item}" for item in parsed.rejected]
     sku = str(props.get("sku") or "")
     kind = str(raw.get("kind") or "app")
