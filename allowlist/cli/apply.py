@@ -14,28 +14,17 @@ from allowlist.cli.outcome import EXIT_ERROR, EXIT_OK, raise_if_unfinished
 from allowlist.errors import AllowlistError
 
 
+@o.with_common_options()
 def apply(
+    common: o.Common,
     plan_file: Annotated[
         Path | None,
-        typer.Argument(help="A plan saved by `plan --out`; refused if any firewall changed since.", show_default=False),
+        typer.Argument(
+            metavar="FILE",
+            help="A plan saved by `plan --out`; refused if any firewall changed since.",
+            show_default=False,
+        ),
     ] = None,
-    config: o.ConfigOpt = None,
-    target: o.TargetOpt = None,
-    subscription: o.SubscriptionOpt = None,
-    resource_group: o.GroupOpt = None,
-    name: o.NameOpt = None,
-    tag: o.TagOpt = None,
-    kind: o.KindOpt = None,
-    no_slots: o.NoSlotsOpt = False,
-    current_only: o.CurrentOpt = False,
-    prefix: o.PrefixOpt = None,
-    rule_limit: o.LimitOpt = None,
-    allow_wide_ranges: o.WideOpt = False,
-    concurrency: o.ConcurrencyOpt = None,
-    arm_endpoint: o.EndpointOpt = None,
-    output: o.OutputOpt = o.OutputFormat.text,
-    verbose: o.VerboseOpt = False,
-    quiet: o.QuietOpt = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for pipelines).")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Allow more deletes than max_delete_percent, or removing every rule.")
@@ -47,22 +36,17 @@ def apply(
     from allowlist.report import render_plan, render_result
     from allowlist.sync import make_plan
 
-    flags = o.ScopeFlags(
-        config, tuple(target or ()), tuple(subscription or ()), tuple(resource_group or ()), tuple(name or ()),
-        tuple(tag or ()), tuple(kind or ()), no_slots, current_only, prefix, rule_limit, allow_wide_ranges,
-        concurrency,
-    )  # fmt: skip
-    fmt = o.fmt(output)
+    fmt, verbose = common.format, common.verbose
     if plan_file is not None:
-        if flags.selects or config is not None:
+        if common.selects or common.config is not None:
             raise AllowlistError("a saved plan carries its own scope: give the FILE alone, without scope flags")
         plan = load_plan(plan_file)
-        clients = o.make_clients(arm_endpoint, plan.settings)
+        clients = o.make_clients(common.arm_endpoint, plan.settings)
         check_fresh(plan, clients)
     else:
-        scope = o.resolve_scope(flags)
-        clients = o.make_clients(arm_endpoint, scope.settings)
-        o.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...", quiet)
+        scope = o.resolve_scope(common)
+        clients = o.make_clients(common.arm_endpoint, scope.settings)
+        common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
         plan, _ = make_plan(scope, clients)
     if fmt != "json":
         o.emit(render_plan(plan, fmt, verbose))
@@ -76,7 +60,7 @@ def apply(
         if not sys.stdin.isatty():
             raise AllowlistError("apply needs --yes when it cannot ask (no terminal); nothing was written")
         if not typer.confirm("Apply these changes?", default=False, err=True):
-            o.note("Nothing was written.")
+            common.note("Nothing was written.")
             return EXIT_ERROR
     result = apply_plan(plan, clients, force=force)
     if fmt == "json":

@@ -15,7 +15,7 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
     from allowlist.sources.appservice import discover
     from allowlist.sync import make_plan
 
-    fmt = o.fmt(output)
+    fmt = o.Common(output=output).format
     estate = load_estate(demo_estate_path())
     scope = load_scope(demo_estate_path().with_name("demo-config.toml"))
     with Emulator(estate.state, page_size=estate.page_size) as emu:

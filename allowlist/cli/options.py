@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
@@ -32,32 +35,66 @@ class OutputFormat(StrEnum):
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config; default ./allowlist.toml when it exists.", show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="TOML config; default ./allowlist.toml when it exists.",
+        show_default=False,
+    ),
 ]
 TargetOpt = Annotated[
     list[str] | None,
-    typer.Option("--target", "-t", help="Resource ID of a SQL server to sync. Repeatable.", rich_help_panel=SCOPE),
+    typer.Option(
+        "--target",
+        "-t",
+        metavar="RESOURCE_ID",
+        help="Resource ID of a SQL server to sync. Repeatable.",
+        rich_help_panel=SCOPE,
+    ),
 ]
 SubscriptionOpt = Annotated[
     list[str] | None,
-    typer.Option("--subscription", "-s", help="Subscription ID to read apps from. Repeatable.", rich_help_panel=SCOPE),
+    typer.Option(
+        "--subscription",
+        "-s",
+        metavar="SUBSCRIPTION_ID",
+        help="Subscription ID to read apps from. Repeatable.",
+        rich_help_panel=SCOPE,
+    ),
 ]
 GroupOpt = Annotated[
     list[str] | None,
-    typer.Option("--resource-group", "-g", help="Resource group glob. Repeatable.", rich_help_panel=SCOPE),
+    typer.Option(
+        "--resource-group", "-g", metavar="GLOB", help="Resource group glob. Repeatable.", rich_help_panel=SCOPE
+    ),
 ]
 NameOpt = Annotated[
     list[str] | None,
-    typer.Option("--name", "-n", help="App name glob ('web-*', 'web/staging'). Repeatable.", rich_help_panel=SCOPE),
+    typer.Option(
+        "--name",
+        "-n",
+        metavar="GLOB",
+        help="App name glob ('web-*', 'web/staging'). Repeatable.",
+        rich_help_panel=SCOPE,
+    ),
 ]
 TagOpt = Annotated[
     list[str] | None,
-    typer.Option("--tag", help="KEY=VALUE the app must carry (VALUE * = any). Repeatable.", rich_help_panel=SCOPE),
+    typer.Option(
+        "--tag",
+        metavar="KEY=VALUE",
+        help="KEY=VALUE the app must carry (VALUE * = any). Repeatable.",
+        rich_help_panel=SCOPE,
+    ),
 ]
 KindOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--kind", help="Kind token: app, functionapp, linux, container ... Repeatable.", rich_help_panel=SCOPE
+        "--kind",
+        metavar="KIND",
+        help="Kind token: app, functionapp, linux, container ... Repeatable.",
+        rich_help_panel=SCOPE,
     ),
 ]
 NoSlotsOpt = Annotated[bool, typer.Option("--no-slots", help="Leave deployment slots out.", rich_help_panel=SCOPE)]
@@ -71,11 +108,16 @@ CurrentOpt = Annotated[
     ),
 ]
 PrefixOpt = Annotated[
-    str | None, typer.Option("--prefix", help="Name prefix of the rules allowlist owns.", rich_help_panel=SETTINGS)
+    str | None,
+    typer.Option(
+        "--prefix", metavar="PREFIX", help="Name prefix of the rules allowlist owns.", rich_help_panel=SETTINGS
+    ),
 ]
 LimitOpt = Annotated[
     int | None,
-    typer.Option("--rule-limit", min=1, help="Most firewall rules a server may hold.", rich_help_panel=SETTINGS),
+    typer.Option(
+        "--rule-limit", metavar="N", min=1, help="Most firewall rules a server may hold.", rich_help_panel=SETTINGS
+    ),
 ]
 WideOpt = Annotated[
     bool,
@@ -83,28 +125,32 @@ WideOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[
     int | None,
-    typer.Option("--concurrency", min=1, max=64, help="Parallel ARM calls.", rich_help_panel=SETTINGS),
+    typer.Option("--concurrency", metavar="N", min=1, max=64, help="Parallel ARM calls.", rich_help_panel=SETTINGS),
 ]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
         "--arm-endpoint",
+        metavar="URL",
         envvar="ALLOWLIST_ARM_ENDPOINT",
         help="ARM endpoint: sovereign clouds, Azure Stack, the emulator. Default https://management.azure.com.",
         show_default=False,
     ),
 ]
 OutputOpt = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="How to print the result.", rich_help_panel=OUTPUT)
+    OutputFormat,
+    typer.Option("--output", "-o", metavar="FORMAT", help="text, json or markdown.", rich_help_panel=OUTPUT),
 ]
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Show kept rules, notes and request counts.", rich_help_panel=OUTPUT)
+    bool, typer.Option("--verbose", "-v", help="Also show kept rules and per-app notes.", rich_help_panel=OUTPUT)
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only data and errors.", rich_help_panel=OUTPUT)]
 
 
 @dataclass(frozen=True)
-class ScopeFlags:
+class Common:
+    """The options every estate-reading command shares, parsed once and passed as one value."""
+
     config: Path | None = None
     targets: tuple[str, ...] = ()
     subscriptions: tuple[str, ...] = ()
@@ -118,13 +164,87 @@ class ScopeFlags:
     rule_limit: int | None = None
     allow_wide_ranges: bool = False
     concurrency: int | None = None
+    arm_endpoint: str | None = None
+    output: OutputFormat = OutputFormat.text
+    verbose: bool = False
+    quiet: bool = False
 
     @property
     def selects(self) -> bool:
         return bool(self.targets or self.subscriptions or self.resource_groups or self.names or self.tags or self.kinds)
 
+    @property
+    def format(self) -> Format:
+        return self.output.value
 
-def resolve_scope(flags: ScopeFlags, need_targets: bool = True) -> Scope:
+    def note(self, message: str) -> None:
+        note(message, self.quiet)
+
+
+# (field, annotation, used only by commands that plan); the order is the order in --help.
+_SHARED: list[tuple[str, Any, bool]] = [
+    ("config", ConfigOpt, False),
+    ("targets", TargetOpt, False),
+    ("subscriptions", SubscriptionOpt, False),
+    ("resource_groups", GroupOpt, False),
+    ("names", NameOpt, False),
+    ("tags", TagOpt, False),
+    ("kinds", KindOpt, False),
+    ("no_slots", NoSlotsOpt, False),
+    ("current_only", CurrentOpt, False),
+    ("prefix", PrefixOpt, True),
+    ("rule_limit", LimitOpt, True),
+    ("allow_wide_ranges", WideOpt, True),
+    ("concurrency", ConcurrencyOpt, False),
+    ("arm_endpoint", EndpointOpt, False),
+    ("output", OutputOpt, False),
+    ("verbose", VerboseOpt, False),
+    ("quiet", QuietOpt, False),
+]
+
+
+def with_common_options(planning: bool = True) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Add the shared options to a command, which receives them as `common: Common`.
+
+    Typer reads a command's options from its signature, so the wrapper shows the command's own
+    parameters followed by the shared ones, and folds the shared ones back into one value.
+    """
+    shared = [(name, hint) for name, hint, planning_only in _SHARED if planning or not planning_only]
+    defaults = {f.name: f.default for f in fields(Common)}
+
+    def decorate(command: Callable[..., int]) -> Callable[..., int]:
+        hints = get_type_hints(command, include_extras=True)
+        own = [
+            p.replace(annotation=hints[p.name])
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "common"
+        ]
+        extra = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=_flag_default(defaults[name]), annotation=hint
+            )
+            for name, hint in shared
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> int:
+            values = {name: kwargs.pop(name) for name, _ in shared}
+            values = {k: tuple(v or ()) if isinstance(defaults[k], tuple) else v for k, v in values.items()}
+            return command(common=Common(**values), **kwargs)
+
+        params = own + extra
+        wrapper.__signature__ = inspect.Signature(params, return_annotation=int)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": int}
+        return wrapper
+
+    return decorate
+
+
+def _flag_default(value: Any) -> Any:
+    return None if isinstance(value, tuple) else value
+
+
+def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
     """Config file first; selector flags replace its [[sync]] blocks; setting flags override [settings]."""
     from allowlist.config import Scope, load_scope, override_settings, scope_from_flags
 
@@ -179,10 +299,6 @@ def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
             retry_backoff=settings.retry_backoff,
         )
     )
-
-
-def fmt(output: OutputFormat) -> Format:
-    return output.value
 
 
 def note(message: str, quiet: bool = False) -> None:

@@ -11,24 +11,9 @@ from allowlist.cli import options as o
 from allowlist.cli.outcome import EXIT_CHANGES, EXIT_OK, raise_if_unfinished
 
 
+@o.with_common_options()
 def plan(
-    config: o.ConfigOpt = None,
-    target: o.TargetOpt = None,
-    subscription: o.SubscriptionOpt = None,
-    resource_group: o.GroupOpt = None,
-    name: o.NameOpt = None,
-    tag: o.TagOpt = None,
-    kind: o.KindOpt = None,
-    no_slots: o.NoSlotsOpt = False,
-    current_only: o.CurrentOpt = False,
-    prefix: o.PrefixOpt = None,
-    rule_limit: o.LimitOpt = None,
-    allow_wide_ranges: o.WideOpt = False,
-    concurrency: o.ConcurrencyOpt = None,
-    arm_endpoint: o.EndpointOpt = None,
-    output: o.OutputOpt = o.OutputFormat.text,
-    verbose: o.VerboseOpt = False,
-    quiet: o.QuietOpt = False,
+    common: o.Common,
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the plan as JSON for a later `allowlist apply FILE`.")
     ] = None,
@@ -41,18 +26,13 @@ def plan(
     from allowlist.report import render_plan
     from allowlist.sync import make_plan
 
-    flags = o.ScopeFlags(
-        config, tuple(target or ()), tuple(subscription or ()), tuple(resource_group or ()), tuple(name or ()),
-        tuple(tag or ()), tuple(kind or ()), no_slots, current_only, prefix, rule_limit, allow_wide_ranges,
-        concurrency,
-    )  # fmt: skip
-    scope = o.resolve_scope(flags)
-    clients = o.make_clients(arm_endpoint, scope.settings)
-    o.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...", quiet)
+    scope = o.resolve_scope(common)
+    clients = o.make_clients(common.arm_endpoint, scope.settings)
+    common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
     result, _ = make_plan(scope, clients)
-    o.emit(render_plan(result, o.fmt(output), verbose))
+    o.emit(render_plan(result, common.format, common.verbose))
     if out is not None:
         save_plan(result, out)
-        o.note(f"Saved the plan to {out}. Apply exactly this plan with: allowlist apply {out}", quiet)
+        common.note(f"Saved the plan to {out}. Apply exactly this plan with: allowlist apply {out}")
     raise_if_unfinished(result)
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK

@@ -10,7 +10,7 @@ import ipaddress
 from typing import Any
 
 from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
-from allowlist.emulator.providers.common import require_resource_group, require_subscription
+from allowlist.emulator.providers.common import find_resource, require_subscription
 from allowlist.emulator.state import FirewallRule, SqlServer, State
 
 SERVER_READ = "Microsoft.Sql/servers/read"
@@ -100,13 +100,7 @@ def routes(page_size: int) -> list[Route]:
     rules = servers + "/{serverName}/firewallRules"
 
     def find(request: Request, state: State) -> SqlServer:
-        require_resource_group(request, state)
-        p = request.params
-        server_id = f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
-        server = state.sql_servers.get(f"{server_id}/providers/Microsoft.Sql/servers/{p['serverName']}".lower())
-        if server is None:
-            raise not_found("Microsoft.Sql/servers", p["serverName"], p["resourceGroupName"])
-        return server
+        return find_resource(request, state, state.sql_servers, "Microsoft.Sql/servers", "serverName")
 
     def list_servers(request: Request, state: State) -> Response:
         require_subscription(request, state)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from allowlist.emulator.http import JSON, Request, Response, Route, not_found, page, route
-from allowlist.emulator.providers.common import require_resource_group, require_subscription
+from allowlist.emulator.providers.common import find_resource, require_resource_group, require_subscription
 from allowlist.emulator.state import Site, State
 
 READ = "Microsoft.Web/sites/read"
@@ -156,13 +156,7 @@ def routes(page_size: int) -> list[Route]:
             return page(request, _sorted(sites), page_size)
 
     def find(request: Request, state: State) -> Site:
-        require_resource_group(request, state)
-        p = request.params
-        site_id = f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
-        site = state.sites.get(f"{site_id}/providers/Microsoft.Web/sites/{p['name']}".lower())
-        if site is None:
-            raise not_found("Microsoft.Web/sites", p["name"], p["resourceGroupName"])
-        return site
+        return find_resource(request, state, state.sites, "Microsoft.Web/sites", "name")
 
     def get_site(request: Request, state: State) -> Response:
         with state.lock:
