@@ -174,4 +174,10 @@ def raise_if_auth(exc: Exception) -> None:
     from azure.core.exceptions import ClientAuthenticationError
 
     if isinstance(exc, ClientAuthenticationError):
-        raise AuthError(f"authentication failed: {describe(exc)}") from exc
+        hint = (
+            f" (sign in with `az login`, use a managed or workload identity, set AZURE_CLIENT_ID and friends, or "
+            f"give a token in {TOKEN_ENV})"
+            if exc.status_code is None
+            else ""
+        )
+        raise AuthError(f"authentication failed: {describe(exc)}{hint}") from exc

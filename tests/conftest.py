@@ -59,6 +59,12 @@ class StaticCred(StaticTokenCredential):
         super().__init__("test-token")
 
 
+@pytest.fixture(autouse=True)
+def never_the_default_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DefaultAzureCredential would probe managed identity endpoints; every test uses a static token."""
+    monkeypatch.setenv("ALLOWLIST_ACCESS_TOKEN", "secret-pipeline-token")
+
+
 @pytest.fixture
 def estate() -> dict[str, Any]:
     return base_estate()

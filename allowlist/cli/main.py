@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 error (bad flags or config, auth, unsafe or incomplete 
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from allowlist.cli.emulator import emulator
 from allowlist.cli.ips import ips
 from allowlist.cli.outcome import EXIT_ERROR
 from allowlist.cli.plan import plan
+from allowlist.cli.render import render
 from allowlist.errors import AllowlistError
 
 app = typer.Typer(
@@ -33,6 +35,7 @@ app = typer.Typer(
 )
 app.command(no_args_is_help=False)(plan)
 app.command()(apply)
+app.command()(render)
 app.command()(ips)
 app.command()(demo)
 app.command()(emulator)
@@ -54,6 +57,10 @@ def main(
 
 
 def run(argv: list[str] | None = None) -> int:
+    # The Azure SDK logs warnings (a page per failed credential) through `logging`; allowlist reports
+    # failures itself, in one line.
+    logging.getLogger("azure").addHandler(logging.NullHandler())
+    logging.getLogger("azure").propagate = False
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="allowlist", standalone_mode=False)

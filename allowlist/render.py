@@ -1,0 +1,192 @@
+"""Rendering a Plan's desired rules as infrastructure code through the Jinja2 templates in templates/.
+
+A format is a folder of `*.j2` files. A file whose name holds `{target}` is rendered once per target
+server (`{target}` becomes the server name); any other is rendered once. The variables every template
+gets are built by `template_context` and documented in the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from allowlist import __version__
+from allowlist.addresses import ipv4_number
+from allowlist.errors import AllowlistError, ConfigError
+from allowlist.planner import Change, Plan, TargetPlan
+
+FORMATS = ("terraform", "bicep", "arm", "azcli", "powershell", "csv", "json")
+
+
+class RenderError(AllowlistError):
+    """The plan cannot be rendered into something safe to deploy; nothing was written."""
+
+
+def builtin_templates() -> Path:
+    """templates/ installs inside the package; in a source checkout it sits beside it."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RenderError(f"the built-in templates are missing (looked in {package / 'templates'})")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    fmt: str
+    templates: Path | None = None  # a folder holding one sub-folder per format, like templates/
+    command: str = ""  # how the user asked, for the header
+    scope: str = ""  # which config / flags, for the header
+    with_imports: bool = False  # terraform: import blocks for managed rules that already exist
+    timestamp: str | None = None  # only when asked: output otherwise diffs cleanly run to run
+
+
+def check_renderable(plan: Plan) -> None:
+    """The rendered files are the whole truth for each server, so every gap or blocker stops them."""
+    problems = [f"{t.target.name}: {b}" for t in plan.targets for b in t.blockers]
+    problems += [f"{t.target.name}: {t.error}" for t in plan.targets if t.error]
+    problems += [f"{t.target.name}: discovery incomplete: {reason}" for t in plan.targets for reason in t.incomplete]
+    if problems:
+        raise RenderError(
+            "cannot render a complete, deployable allowlist, nothing was written:\n  " + "\n  ".join(problems)
+        )
+
+
+def _rule(change: Change, target: TargetPlan) -> dict[str, Any]:
+    return {
+        "key": f"{target.target.name}/{change.name}",  # static: known before any apply, for for_each
+        "name": change.name,
+        "start": change.range.first,
+        "end": change.range.last,
+        "apps": list(change.apps),
+        "exists": change.action != "create",
+        "id": f"{target.target.id}/firewallRules/{change.name}",
+    }
+
+
+def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
+    apps = {a.id: a for a in plan.apps}
+    targets = []
+    inventory = []
+    for t in plan.targets:
+        desired = sorted((c for c in t.changes + t.keeps if c.action != "delete"), key=lambda c: c.name.lower())
+        rules = [_rule(c, t) for c in desired]
+        targets.append(
+            {
+                "id": t.target.id,
+                "name": t.target.name,
+                "subscription_id": t.target.subscription_id,
+                "resource_group": t.target.resource_group,
+                "kind": t.target.kind,
+                "rules": rules,
+                "stale": [{"name": c.name, "start": c.range.first, "end": c.range.last} for c in t.of("delete")],
+                "unmanaged": [{"name": r.name, "start": r.range.first, "end": r.range.last} for r in t.unmanaged],
+            }
+        )
+        for change in desired:
+            for app_id in change.apps:  # every app a change names is in the plan's apps
+                inventory += [
+                    {"target": t.target.id, "rule": change.name, "start": change.range.first, "end": change.range.last,
+                     "app_id": app_id, "app": apps[app_id].name, "address": address}
+                    for address in apps[app_id].ipv4
+                    if ipv4_number(address) in change.range
+                ]  # fmt: skip
+    inventory.sort(key=lambda r: (r["target"].lower(), r["rule"], r["app_id"].lower(), ipv4_number(r["address"])))
+    return {
+        "generator": f"allowlist {__version__}",
+        "command": options.command,
+        "scope": options.scope,
+        "timestamp": options.timestamp,
+        "prefix": plan.settings.prefix,
+        "addresses": "possibleOutboundIpAddresses" if plan.settings.addresses == "possible" else "outboundIpAddresses",
+        "with_imports": options.with_imports,
+        "targets": targets,
+        "inventory": inventory,
+        "apps": [
+            {"id": a.id, "name": a.name, "kind": a.kind, "ipv4": list(a.ipv4), "pinned": a.pinned, "reason": a.reason}
+            for a in plan.apps
+        ],
+    }
+
+
+# Filters for quoting values safely in each language.
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _hcl(value: str) -> str:
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def _bicep(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${") + "'"
+
+
+def _ps(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _csv(values: list[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(values)
+    return out.getvalue()
+
+
+def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
+    """Every output file by relative path, rendered in memory so that a failure writes nothing."""
+    import jinja2
+
+    if options.fmt not in FORMATS:
+        raise ConfigError(f"unknown format '{options.fmt}' (known: {', '.join(FORMATS)})")
+    check_renderable(plan)
+    root = options.templates or builtin_templates()
+    folder = root / options.fmt
+    sources = sorted(folder.glob("*.j2")) if folder.is_dir() else []
+    if not sources:
+        raise ConfigError(f"{folder}: no *.j2 templates for format '{options.fmt}'")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,  # a misspelt variable fails the render instead of vanishing
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters.update(json=_json, hcl=_hcl, bicep=_bicep, sh=shlex.quote, ps=_ps, csv=_csv)
+    context = template_context(plan, options)
+    files: dict[str, str] = {}
+    for source in sources:
+        template_name = source.name
+        out_name = template_name[: -len(".j2")]
+        try:
+            template = env.get_template(template_name)
+            if "{target}" in out_name:
+                for target in context["targets"]:
+                    files[out_name.replace("{target}", target["name"])] = template.render(context, target=target)
+            else:
+                files[out_name] = template.render(context)
+        except jinja2.TemplateError as exc:
+            where = f"{source}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else str(source)
+            raise RenderError(f"{where}: template error: {exc.message or exc}") from exc
+    return files
+
+
+def write_files(files: dict[str, str], out: Path) -> list[Path]:
+    """Write into `out`, making it if needed. Paths stay inside it."""
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in sorted(files.items()):
+            path = out / name
+            if out.resolve() not in path.resolve().parents:
+                raise RenderError(f"template output '{name}' would land outside {out}")
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise RenderError(f"{out}: cannot write: {exc.strerror or exc}") from exc
+    return written
