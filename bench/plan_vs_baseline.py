@@ -59,7 +59,7 @@ def main() -> None:
 
     state = generate_estate(args.subscriptions, args.apps)
     subs = sorted(s.subscription_id for s in state.subscriptions.values())
-    targets = [TargetRef.parse(s.id) for s in state.sql_servers.values()]
+    targets = [TargetRef.parse(s.id) for s in state.servers.values()]
     scope = Scope(Settings(retry_backoff=0), (SyncBlock("all", tuple(targets), Selector()),))
     faults = FaultConfig(latency_ms=args.latency_ms)  # ARM's throttling stays on
     with Emulator(state, page_size=args.page_size, faults=faults) as emu:

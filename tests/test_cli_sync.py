@@ -17,7 +17,7 @@ ALL_APPS = [{"name": "one", "targets": [SQL1], "subscriptions": [SUB1]}]
 
 
 def server(emu: Emulator, server_id: str = SQL1):  # type: ignore[no-untyped-def]
-    return emu.state.sql_servers[server_id.lower()]
+    return emu.state.servers[server_id.lower()]
 
 
 def test_first_sync_then_an_idempotent_second_run(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:

@@ -30,7 +30,7 @@ def test_example_roles_cover_every_operation_the_tool_performs(
     config = write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": [SQL1]}])
     from allowlist.emulator.state import FirewallRule
 
-    cli_env.state.sql_servers[SQL1.lower()].rules["allowlist-5.5.5.5"] = FirewallRule(
+    cli_env.state.servers[SQL1.lower()].rules["allowlist-5.5.5.5"] = FirewallRule(
         "allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5"
     )
     assert cli(capsys, "ips").code == 0

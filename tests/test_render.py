@@ -29,7 +29,7 @@ Rule = tuple[str, str, str, str]  # (server name, rule name, start, end)
 @pytest.fixture
 def config(cli_env: Emulator, tmp_path: Path) -> Path:
     """Both servers; sql-one already holds one rule allowlist keeps and one it would remove."""
-    rules = cli_env.state.sql_servers[SQL1.lower()].rules
+    rules = cli_env.state.servers[SQL1.lower()].rules
     rules["allowlist-30.0.0.1"] = FirewallRule("allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1")
     rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
     return write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": [SQL1, SQL2]}])

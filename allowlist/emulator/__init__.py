@@ -3,7 +3,7 @@
 from allowlist.emulator.estate import Estate, EstateError, build_estate, demo_estate_path, load_estate
 from allowlist.emulator.faults import FaultConfig, FaultSpecError
 from allowlist.emulator.server import Emulator, LoggedRequest
-from allowlist.emulator.state import FirewallRule, Site, SqlServer, State, Subscription
+from allowlist.emulator.state import FirewallRule, Site, DbServer, State, Subscription
 
 __all__ = [
     "Emulator",
@@ -14,7 +14,7 @@ __all__ = [
     "FirewallRule",
     "LoggedRequest",
     "Site",
-    "SqlServer",
+    "DbServer",
     "State",
     "Subscription",
     "build_estate",

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from allowlist.emulator.state import FirewallRule, Site, SqlServer, State, Subscription
+from allowlist.emulator.state import FirewallRule, Site, DbServer, State, Subscription
 
 
 class EstateError(ValueError):
@@ -170,7 +170,7 @@ def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
         where = f"sql_servers[{i}]"
         entry = r.table(raw, where, SERVER_KEYS)
         sub_id, group = owner(entry, where)
-        server = SqlServer(sub_id, group, r.text(entry, "name", where), r.text(entry, "location", where, "westeurope"))
+        server = DbServer(sub_id, group, r.text(entry, "name", where), r.text(entry, "location", where, "westeurope"))
         for j, raw_rule in enumerate(r.tables(entry, "firewall_rules", f"{where}.")):
             rule_where = f"{where}.firewall_rules[{j}]"
             rule = r.table(raw_rule, rule_where, {"name", "start", "end"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from allowlist.emulator.state import FirewallRule, Site, SqlServer, State, Subscription
+from allowlist.emulator.state import FirewallRule, Site, DbServer, State, Subscription
 
 
 def generate_estate(
@@ -48,7 +48,7 @@ def generate_estate(
                 site.slots["staging"] = Site(**{**site.__dict__, "slot": "staging", "slots": {}})
             state.add_site(site)
     for k in range(servers):
-        server = SqlServer(f"{k % subscriptions:08d}-0000-4000-8000-000000000000", "rg-data", f"sql-{k}")
+        server = DbServer(f"{k % subscriptions:08d}-0000-4000-8000-000000000000", "rg-data", f"sql-{k}")
         server.rules["allowallwindowsazureips"] = FirewallRule("AllowAllWindowsAzureIps", "0.0.0.0", "0.0.0.0")
         state.add_sql_server(server)
     state.sql_rule_limit = 100_000  # the bench measures reads and writes, not the limit

@@ -58,7 +58,7 @@ class FirewallRule:
 
 
 @dataclass
-class SqlServer:
+class DbServer:
     subscription_id: str
     resource_group: str
     name: str
@@ -94,7 +94,7 @@ class FirewallEvent:
 class State:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     sites: dict[str, Site] = field(default_factory=dict)  # key: lower-case site id (no slots)
-    sql_servers: dict[str, SqlServer] = field(default_factory=dict)  # key: lower-case server id
+    servers: dict[str, DbServer] = field(default_factory=dict)  # key: lower-case server id
     resource_groups: set[tuple[str, str]] = field(default_factory=set)  # (subscription, group), lower-case
     sql_rule_limit: int = 128
     timeline: list[FirewallEvent] = field(default_factory=list)
@@ -107,8 +107,8 @@ class State:
         self.sites[site.id.lower()] = site
         self.resource_groups.add((site.subscription_id.lower(), site.resource_group.lower()))
 
-    def add_sql_server(self, server: SqlServer) -> None:
-        self.sql_servers[server.id.lower()] = server
+    def add_sql_server(self, server: DbServer) -> None:
+        self.servers[server.id.lower()] = server
         self.resource_groups.add((server.subscription_id.lower(), server.resource_group.lower()))
 
     def has_resource_group(self, subscription_id: str, resource_group: str) -> bool:
@@ -128,7 +128,7 @@ class State:
                     ({"name": r.name, "start": r.start, "end": r.end} for r in server.rules.values()),
                     key=lambda r: r["name"].lower(),
                 )
-                for server in self.sql_servers.values()
+                for server in self.servers.values()
             }
 
     def rules_over_time(self, server_id: str) -> list[list[FirewallRule]]:
@@ -137,7 +137,7 @@ class State:
         Lets a test prove that an address was never missing while it was needed.
         """
         with self.lock:
-            server = self.sql_servers[server_id.lower()]
+            server = self.servers[server_id.lower()]
             events = [e for e in self.timeline if e.server_id.lower() == server_id.lower()]
             rules = {r.name.lower(): r for r in server.rules.values()}
         for event in reversed(events):

@@ -233,7 +233,7 @@ def test_timeline_replays_every_rule_state(emulator: Emulator) -> None:
     ops.create_or_update("rg-data", "sql-one", "a", rule("1.1.1.1"))
     ops.create_or_update("rg-data", "sql-one", "a", rule("1.1.1.2"))
     ops.delete("rg-data", "sql-one", "office")
-    history = emulator.state.rules_over_time(emulator.state.sql_servers[next(iter(emulator.state.sql_servers))].id)
+    history = emulator.state.rules_over_time(emulator.state.servers[next(iter(emulator.state.servers))].id)
     names = [sorted(r.name for r in rules) for rules in history]
     assert names == [
         ["AllowAllWindowsAzureIps", "office"],

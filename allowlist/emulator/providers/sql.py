@@ -11,7 +11,7 @@ from typing import Any
 
 from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
 from allowlist.emulator.providers.common import find_resource, require_subscription
-from allowlist.emulator.state import FirewallRule, SqlServer, State
+from allowlist.emulator.state import FirewallRule, DbServer, State
 
 SERVER_READ = "Microsoft.Sql/servers/read"
 RULE_READ = "Microsoft.Sql/servers/firewallRules/read"
@@ -20,7 +20,7 @@ RULE_DELETE = "Microsoft.Sql/servers/firewallRules/delete"
 FORBIDDEN_NAME_CHARS = set("<>*%&:;\\/?")
 
 
-def server_body(server: SqlServer) -> JSON:
+def server_body(server: DbServer) -> JSON:
     return {
         "id": server.id,
         "name": server.name,
@@ -40,7 +40,7 @@ def server_body(server: SqlServer) -> JSON:
     }
 
 
-def rule_body(server: SqlServer, rule: FirewallRule, with_type: bool = True) -> JSON:
+def rule_body(server: DbServer, rule: FirewallRule, with_type: bool = True) -> JSON:
     out: JSON = {
         "id": f"{server.id}/firewallRules/{rule.name}",
         "name": rule.name,
@@ -99,14 +99,14 @@ def routes(page_size: int) -> list[Route]:
     servers = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Sql/servers"
     rules = servers + "/{serverName}/firewallRules"
 
-    def find(request: Request, state: State) -> SqlServer:
-        return find_resource(request, state, state.sql_servers, "Microsoft.Sql/servers", "serverName")
+    def find(request: Request, state: State) -> DbServer:
+        return find_resource(request, state, state.servers, "Microsoft.Sql/servers", "serverName")
 
     def list_servers(request: Request, state: State) -> Response:
         require_subscription(request, state)
         sub = request.params["subscriptionId"].lower()
         with state.lock:
-            found = [s for s in state.sql_servers.values() if s.subscription_id.lower() == sub]
+            found = [s for s in state.servers.values() if s.subscription_id.lower() == sub]
             return page(request, [server_body(s) for s in sorted(found, key=lambda s: s.id.lower())], page_size)
 
     def get_server(request: Request, state: State) -> Response:
