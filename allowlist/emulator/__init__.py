@@ -3,9 +3,10 @@
 from allowlist.emulator.estate import Estate, EstateError, build_estate, demo_estate_path, load_estate
 from allowlist.emulator.faults import FaultConfig, FaultSpecError
 from allowlist.emulator.server import Emulator, LoggedRequest
-from allowlist.emulator.state import FirewallRule, Site, DbServer, State, Subscription
+from allowlist.emulator.state import DbServer, FirewallRule, Site, State, Subscription
 
 __all__ = [
+    "DbServer",
     "Emulator",
     "Estate",
     "EstateError",
@@ -14,7 +15,6 @@ __all__ = [
     "FirewallRule",
     "LoggedRequest",
     "Site",
-    "DbServer",
     "State",
     "Subscription",
     "build_estate",

@@ -22,11 +22,21 @@ possible_outbound_ip_addresses = ["20.1.2.3", "20.1.2.4", "20.1.2.5"]
 #           vnet_route_all = true, hosting_environment_id, location
 slots = [{ name = "staging" }]  # a slot inherits its site's properties unless it sets its own
 
-[[sql_servers]]
+[[sql_servers]]                     # also [[postgresql_servers]] and [[mysql_servers]], same keys
 subscription = "11111111-0000-0000-0000-000000000001"
 resource_group = "rg-data"
 name = "sql-shop"
 firewall_rules = [{ name = "AllowAllWindowsAzureIps", start = "0.0.0.0", end = "0.0.0.0" }]
+
+[[cosmosdb_accounts]]               # also [[storage_accounts]], which may set default_action = "Allow"
+subscription = "11111111-0000-0000-0000-000000000001"
+resource_group = "rg-data"
+name = "cosmos-shop"
+location = "westeurope"
+ip_rules = ["198.51.100.7", "203.0.113.0/24"]
+tags = { owner = "data-team" }
+
+[emulator] also takes postgresql_rule_limit, mysql_rule_limit, cosmosdb_rule_limit, storage_rule_limit.
 """
 
 from __future__ import annotations
@@ -37,7 +47,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from allowlist.emulator.state import FirewallRule, Site, DbServer, State, Subscription
+from allowlist.emulator.state import (
+    COSMOSDB,
+    MYSQL,
+    POSTGRESQL,
+    SQL,
+    STORAGE,
+    DbServer,
+    FirewallRule,
+    IpListAccount,
+    Site,
+    State,
+    Subscription,
+)
+
+SERVER_TABLES = {"sql_servers": SQL, "postgresql_servers": POSTGRESQL, "mysql_servers": MYSQL}
+ACCOUNT_TABLES = {"cosmosdb_accounts": COSMOSDB, "storage_accounts": STORAGE}
+LIMIT_KEYS = {
+    "sql_rule_limit": SQL,
+    "postgresql_rule_limit": POSTGRESQL,
+    "mysql_rule_limit": MYSQL,
+    "cosmosdb_rule_limit": COSMOSDB,
+    "storage_rule_limit": STORAGE,
+}
 
 
 class EstateError(ValueError):
@@ -58,6 +90,7 @@ SITE_KEYS = {
 }  # fmt: skip
 SLOT_KEYS = SITE_KEYS - {"subscription", "resource_group", "slots", "plan"} | {"name", "plan"}
 SERVER_KEYS = {"subscription", "resource_group", "name", "location", "firewall_rules"}
+ACCOUNT_KEYS = {"subscription", "resource_group", "name", "location", "ip_rules", "tags", "default_action"}
 
 
 def demo_estate_path() -> Path:
@@ -125,9 +158,11 @@ class _Reader:
 
 def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
     r = _Reader(source)
-    r.table(data, "top level", {"emulator", "subscriptions", "sites", "sql_servers"})
-    settings = r.table(data.get("emulator", {}), "emulator", {"page_size", "sql_rule_limit"})
-    state = State(sql_rule_limit=r.positive(settings, "sql_rule_limit", "emulator", 128))
+    r.table(data, "top level", {"emulator", "subscriptions", "sites", *SERVER_TABLES, *ACCOUNT_TABLES})
+    settings = r.table(data.get("emulator", {}), "emulator", {"page_size", *LIMIT_KEYS})
+    state = State()
+    for key, resource_type in LIMIT_KEYS.items():
+        state.rule_limits[resource_type] = r.positive(settings, key, "emulator", state.rule_limits[resource_type])
     for i, raw in enumerate(r.tables(data, "subscriptions", "")):
         where = f"subscriptions[{i}]"
         entry = r.table(raw, where, {"id", "name", "state", "tenant_id"})
@@ -166,19 +201,44 @@ def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
             site.slots[slot_name.lower()] = replace(slot, name=site.name)
         state.add_site(site)
 
-    for i, raw in enumerate(r.tables(data, "sql_servers", "")):
-        where = f"sql_servers[{i}]"
-        entry = r.table(raw, where, SERVER_KEYS)
-        sub_id, group = owner(entry, where)
-        server = DbServer(sub_id, group, r.text(entry, "name", where), r.text(entry, "location", where, "westeurope"))
-        for j, raw_rule in enumerate(r.tables(entry, "firewall_rules", f"{where}.")):
-            rule_where = f"{where}.firewall_rules[{j}]"
-            rule = r.table(raw_rule, rule_where, {"name", "start", "end"})
-            name = r.text(rule, "name", rule_where)
-            server.rules[name.lower()] = FirewallRule(
-                name, r.text(rule, "start", rule_where), r.text(rule, "end", rule_where, rule.get("start"))
+    for table, resource_type in SERVER_TABLES.items():
+        for i, raw in enumerate(r.tables(data, table, "")):
+            where = f"{table}[{i}]"
+            entry = r.table(raw, where, SERVER_KEYS)
+            sub_id, group = owner(entry, where)
+            name, location = r.text(entry, "name", where), r.text(entry, "location", where, "westeurope")
+            server = DbServer(sub_id, group, name, location, type=resource_type)
+            for j, raw_rule in enumerate(r.tables(entry, "firewall_rules", f"{where}.")):
+                rule_where = f"{where}.firewall_rules[{j}]"
+                rule = r.table(raw_rule, rule_where, {"name", "start", "end"})
+                rule_name = r.text(rule, "name", rule_where)
+                server.rules[rule_name.lower()] = FirewallRule(
+                    rule_name, r.text(rule, "start", rule_where), r.text(rule, "end", rule_where, rule.get("start"))
+                )
+            state.add_server(server)
+    for table, resource_type in ACCOUNT_TABLES.items():
+        for i, raw in enumerate(r.tables(data, table, "")):
+            where = f"{table}[{i}]"
+            entry = r.table(raw, where, ACCOUNT_KEYS)
+            sub_id, group = owner(entry, where)
+            entries = entry.get("ip_rules", [])
+            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+                raise r.fail(f"{where}.ip_rules", "must be a list of addresses or CIDRs")
+            tags = entry.get("tags", {})
+            if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+                raise r.fail(f"{where}.tags", "must be a table of strings")
+            state.add_account(
+                IpListAccount(
+                    sub_id,
+                    group,
+                    r.text(entry, "name", where),
+                    resource_type,
+                    r.text(entry, "location", where, "westeurope"),
+                    list(entries),
+                    dict(tags),
+                    r.text(entry, "default_action", where, "Deny"),
+                )
             )
-        state.add_sql_server(server)
     return Estate(state, r.positive(settings, "page_size", "emulator", 50))
 
 

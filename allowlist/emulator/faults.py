@@ -30,6 +30,7 @@ class FaultConfig:
     latency_ms: float = 0.0
     error_rate: float = 0.0  # share of requests answered 500/503
     drop_rate: float = 0.0  # share of requests whose connection is closed without an answer
+    lro_failure_rate: float = 0.0  # share of long-running writes that end Failed, changing nothing
     throttle: bool = True  # ARM throttles always; switch off to measure without it
     reads: Bucket = Bucket(250, 25.0)  # per subscription, as ARM documents
     writes: Bucket = Bucket(200, 10.0)
@@ -78,6 +79,8 @@ def _apply(config: FaultConfig, key: str, value: str) -> FaultConfig:
         return replace(config, error_rate=_rate(value))
     if key == "drop-rate":
         return replace(config, drop_rate=_rate(value))
+    if key == "lro-fail":
+        return replace(config, lro_failure_rate=_rate(value))
     if key == "throttle":
         if value.lower() not in ("on", "off"):
             raise ValueError("throttle is on or off")
@@ -92,7 +95,9 @@ def _apply(config: FaultConfig, key: str, value: str) -> FaultConfig:
         return replace(config, forbid=(*config.forbid, value))
     if key == "seed":
         return replace(config, seed=int(value))
-    raise ValueError("unknown fault; known: latency, error-rate, drop-rate, throttle, reads, writes, forbid, seed")
+    raise ValueError(
+        "unknown fault; known: latency, error-rate, drop-rate, lro-fail, throttle, reads, writes, forbid, seed"
+    )
 
 
 @dataclass
@@ -165,6 +170,10 @@ class Faults:
 
     def should_drop(self, method: str, path: str) -> bool:
         return self.config.drop_rate > 0 and self._roll("drop|" + method, path) < self.config.drop_rate
+
+    def operation_fails(self, method: str, path: str) -> bool:
+        rate = self.config.lro_failure_rate
+        return rate > 0 and self._roll("lro|" + method, path) < rate
 
     def server_error(self, method: str, path: str) -> None:
         if self.config.error_rate > 0 and self._roll("error|" + method, path) < self.config.error_rate:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from allowlist.emulator.state import FirewallRule, Site, DbServer, State, Subscription
+from allowlist.emulator.state import DbServer, FirewallRule, Site, State, Subscription
 
 
 def generate_estate(
@@ -50,6 +50,6 @@ def generate_estate(
     for k in range(servers):
         server = DbServer(f"{k % subscriptions:08d}-0000-4000-8000-000000000000", "rg-data", f"sql-{k}")
         server.rules["allowallwindowsazureips"] = FirewallRule("AllowAllWindowsAzureIps", "0.0.0.0", "0.0.0.0")
-        state.add_sql_server(server)
-    state.sql_rule_limit = 100_000  # the bench measures reads and writes, not the limit
+        state.add_server(server)
+    state.rule_limits = dict.fromkeys(state.rule_limits, 100_000)  # the bench measures reads and writes
     return state

@@ -26,10 +26,9 @@ import trustme
 
 from allowlist.emulator.faults import FaultConfig, Faults
 from allowlist.emulator.http import ArmError, Request, Response, Router
-from allowlist.emulator.providers import sql, subscriptions, web
-from allowlist.emulator.state import State
-
-PROVIDERS = (subscriptions, web, sql)
+from allowlist.emulator.lro import Operations
+from allowlist.emulator.providers import accounts, flexible, sql, subscriptions, web
+from allowlist.emulator.state import MYSQL, POSTGRESQL, State
 
 
 @dataclass(frozen=True)
@@ -137,9 +136,13 @@ class Emulator:
         self.accepted_tokens = accepted_tokens  # None: any non-empty bearer token
         self.faults = Faults(faults or FaultConfig())
         self.requests: list[LoggedRequest] = []
+        self.operations = Operations()
         self.router = Router()
-        for provider in PROVIDERS:
-            self.router.add(provider.routes(page_size))
+        for simple in (subscriptions, web, sql):
+            self.router.add(simple.routes(page_size))
+        for flexible_type in (POSTGRESQL, MYSQL):
+            self.router.add(flexible.routes(flexible_type, page_size, self.operations, self._write_fails))
+        self.router.add(accounts.routes(self._write_fails))
         self._port = port
         self._ca_dir = ca_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -226,6 +229,10 @@ class Emulator:
             return matched.handler(bound, self.state), action
         except ArmError as err:
             return err.response(), action
+
+    def _write_fails(self, request: Request) -> bool:
+        """Whether a long-running write started now ends Failed (fault `lro-fail`)."""
+        return self.faults.operation_fails(request.method, request.path)
 
     @staticmethod
     def _authenticate(request: Request, accepted: frozenset[str] | None) -> None:

@@ -57,20 +57,60 @@ class FirewallRule:
     end: str
 
 
+def resource_id(subscription_id: str, group: str, resource_type: str, name: str) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{resource_type}/{name}"
+
+
+SQL = "Microsoft.Sql/servers"
+POSTGRESQL = "Microsoft.DBforPostgreSQL/flexibleServers"
+MYSQL = "Microsoft.DBforMySQL/flexibleServers"
+COSMOSDB = "Microsoft.DocumentDB/databaseAccounts"
+STORAGE = "Microsoft.Storage/storageAccounts"
+
+
 @dataclass
 class DbServer:
+    """A server with named start/end firewall rules: Azure SQL, PostgreSQL or MySQL flexible."""
+
     subscription_id: str
     resource_group: str
     name: str
     location: str = "westeurope"
     rules: dict[str, FirewallRule] = field(default_factory=dict)  # keyed by lower-case name
+    type: str = SQL
 
     @property
     def id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.Sql/servers/{self.name}"
-        )
+        return resource_id(self.subscription_id, self.resource_group, self.type, self.name)
+
+
+@dataclass
+class IpListAccount:
+    """A Cosmos DB or Storage account: one unnamed list of addresses and CIDRs, replaced whole by PATCH."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    type: str
+    location: str = "westeurope"
+    ip_rules: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    default_action: str = "Deny"  # Storage's networkAcls.defaultAction
+
+    @property
+    def id(self) -> str:
+        return resource_id(self.subscription_id, self.resource_group, self.type, self.name)
+
+    def as_rules(self) -> dict[str, FirewallRule]:
+        """Entries as rules named by themselves, so one timeline serves both kinds of firewall."""
+        return {entry.lower(): entry_rule(entry) for entry in self.ip_rules}
+
+
+def entry_rule(entry: str) -> FirewallRule:
+    import ipaddress
+
+    network = ipaddress.ip_network(entry, strict=False)
+    return FirewallRule(entry, str(network[0]), str(network[-1]))
 
 
 @dataclass(frozen=True)
@@ -95,8 +135,11 @@ class State:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     sites: dict[str, Site] = field(default_factory=dict)  # key: lower-case site id (no slots)
     servers: dict[str, DbServer] = field(default_factory=dict)  # key: lower-case server id
+    accounts: dict[str, IpListAccount] = field(default_factory=dict)  # key: lower-case account id
+    rule_limits: dict[str, int] = field(
+        default_factory=lambda: {SQL: 128, POSTGRESQL: 128, MYSQL: 128, COSMOSDB: 1000, STORAGE: 400}
+    )
     resource_groups: set[tuple[str, str]] = field(default_factory=set)  # (subscription, group), lower-case
-    sql_rule_limit: int = 128
     timeline: list[FirewallEvent] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -107,9 +150,16 @@ class State:
         self.sites[site.id.lower()] = site
         self.resource_groups.add((site.subscription_id.lower(), site.resource_group.lower()))
 
-    def add_sql_server(self, server: DbServer) -> None:
+    def add_server(self, server: DbServer) -> None:
         self.servers[server.id.lower()] = server
         self.resource_groups.add((server.subscription_id.lower(), server.resource_group.lower()))
+
+    def add_account(self, account: IpListAccount) -> None:
+        self.accounts[account.id.lower()] = account
+        self.resource_groups.add((account.subscription_id.lower(), account.resource_group.lower()))
+
+    def rule_limit(self, resource_type: str) -> int:
+        return self.rule_limits[resource_type]
 
     def has_resource_group(self, subscription_id: str, resource_group: str) -> bool:
         return (subscription_id.lower(), resource_group.lower()) in self.resource_groups
@@ -124,12 +174,17 @@ class State:
         """A JSON-ready copy of the firewall state, for tests and the `emulator` command."""
         with self.lock:
             return {
-                server.id: sorted(
-                    ({"name": r.name, "start": r.start, "end": r.end} for r in server.rules.values()),
+                resource_id: sorted(
+                    ({"name": r.name, "start": r.start, "end": r.end} for r in rules.values()),
                     key=lambda r: r["name"].lower(),
                 )
-                for server in self.servers.values()
+                for resource_id, rules in self._all_rules().items()
             }
+
+    def _all_rules(self) -> dict[str, dict[str, FirewallRule]]:
+        found = {server.id: server.rules for server in self.servers.values()}
+        found.update((account.id, account.as_rules()) for account in self.accounts.values())
+        return found
 
     def rules_over_time(self, server_id: str) -> list[list[FirewallRule]]:
         """The server's rules before the first change and after each one, oldest first.
@@ -137,9 +192,9 @@ class State:
         Lets a test prove that an address was never missing while it was needed.
         """
         with self.lock:
-            server = self.servers[server_id.lower()]
+            current = {k.lower(): v for k, v in self._all_rules().items()}[server_id.lower()]
             events = [e for e in self.timeline if e.server_id.lower() == server_id.lower()]
-            rules = {r.name.lower(): r for r in server.rules.values()}
+            rules = {r.name.lower(): r for r in current.values()}
         for event in reversed(events):
             _put(rules, event.name, event.before)
         history = [list(rules.values())]

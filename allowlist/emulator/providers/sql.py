@@ -11,7 +11,7 @@ from typing import Any
 
 from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
 from allowlist.emulator.providers.common import find_resource, require_subscription
-from allowlist.emulator.state import FirewallRule, DbServer, State
+from allowlist.emulator.state import SQL, DbServer, FirewallRule, State
 
 SERVER_READ = "Microsoft.Sql/servers/read"
 RULE_READ = "Microsoft.Sql/servers/firewallRules/read"
@@ -135,8 +135,8 @@ def routes(page_size: int) -> list[Route]:
             server = find(request, state)
             rule = parse_rule(name, payload)
             before = server.rules.get(name.lower())
-            if before is None and len(server.rules) >= state.sql_rule_limit:
-                raise too_many(state.sql_rule_limit)
+            if before is None and len(server.rules) >= state.rule_limit(SQL):
+                raise too_many(state.rule_limit(SQL))
             if before is not None:
                 rule = FirewallRule(before.name, rule.start, rule.end)  # the name keeps its first case
             server.rules[name.lower()] = rule
@@ -165,8 +165,8 @@ def routes(page_size: int) -> list[Route]:
             name = str(item.get("name", "")).strip() if isinstance(item, dict) else ""
             validate_name(name)
             new[name.lower()] = parse_rule(name, item)
-        if len(new) > state.sql_rule_limit:
-            raise too_many(state.sql_rule_limit)
+        if len(new) > state.rule_limit(SQL):
+            raise too_many(state.rule_limit(SQL))
         with state.lock:
             server = find(request, state)
             for key in sorted(set(server.rules) | set(new)):

@@ -1,0 +1,108 @@
+"""Long-running operations as ARM runs them: 202 with Azure-AsyncOperation and Location headers, a
+status resource that reads InProgress and then Succeeded or Failed, and the change applied to the
+state only when the operation succeeds (a failed operation changes nothing).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from allowlist.emulator.http import ArmError, Request, Response, Route, route
+from allowlist.emulator.state import State
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class Operation:
+    id: str
+    namespace: str
+    location: str
+    complete: Callable[[], JSON | None]  # applies the change; returns the final resource, if any
+    polls_left: int
+    fail: bool
+    status: str = "InProgress"
+    result: JSON | None = None
+
+
+@dataclass
+class Operations:
+    """Every operation one emulator started; `polls` status reads before one finishes."""
+
+    polls: int = 2
+    operations: dict[str, Operation] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def start(
+        self, request: Request, namespace: str, location: str, complete: Callable[[], JSON | None], fail: bool
+    ) -> Response:
+        op_id = f"{next(self._ids):08d}-0000-4000-8000-00000000a51c"
+        self.operations[op_id] = Operation(op_id, namespace, location, complete, self.polls, fail)
+        subscription = request.params["subscriptionId"]
+        base = f"{request.base_url}/subscriptions/{subscription}/providers/{namespace}/locations/{location}"
+        version = request.query.get("api-version", "")
+        return Response(
+            202,
+            None,
+            {
+                "Azure-AsyncOperation": f"{base}/azureAsyncOperation/{op_id}?api-version={version}",
+                "Location": f"{base}/operationResults/{op_id}?api-version={version}",
+            },
+        )
+
+    def _advance(self, op_id: str, state: State) -> Operation:
+        op = self.operations.get(op_id)
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
+        if op.status == "InProgress":
+            op.polls_left -= 1
+            if op.polls_left <= 0:
+                if op.fail:
+                    op.status = "Failed"
+                else:
+                    with state.lock:
+                        op.result = op.complete()
+                    op.status = "Succeeded"
+        return op
+
+    def _status_body(self, op: Operation, request: Request) -> JSON:
+        body: JSON = {
+            "id": f"/subscriptions/{request.params['subscriptionId']}/providers/{op.namespace}/locations/{op.location}"
+            f"/azureAsyncOperation/{op.id}",
+            "name": op.id,
+            "status": op.status,
+            "startTime": "2026-11-01T09:00:00.000Z",
+            "percentComplete": 100 if op.status != "InProgress" else 50,
+        }
+        if op.status != "InProgress":
+            body["endTime"] = "2026-11-01T09:00:05.000Z"
+        if op.status == "Failed":
+            body["error"] = {
+                "code": "InternalServerError",
+                "message": "An unexpected error occurred while processing the request. Please try again.",
+            }
+        return body
+
+    def routes(self, namespace: str) -> list[Route]:
+        base = "/subscriptions/{subscriptionId}/providers/" + namespace + "/locations/{location}"
+
+        def status(request: Request, state: State) -> Response:
+            return Response(200, self._status_body(self._advance(request.params["operationId"], state), request))
+
+        def result(request: Request, state: State) -> Response:
+            op = self._advance(request.params["operationId"], state)
+            if op.status == "InProgress":
+                return Response(202, None, {"Location": f"{request.base_url}{request.path}?api-version="
+                                                        f"{request.query.get('api-version', '')}"})  # fmt: skip
+            if op.status == "Failed":
+                return Response(200, self._status_body(op, request))
+            return Response(200, op.result) if op.result is not None else Response(204)
+
+        action = f"{namespace}/locations/operationResults/read"
+        return [
+            route("GET", base + "/azureAsyncOperation/{operationId}", status, action),
+            route("GET", base + "/operationResults/{operationId}", result, action),
+        ]
