@@ -30,6 +30,8 @@ class ArmSettings:
     retry_total: int = 6
     retry_backoff: float = 0.8
     timeout: float = 60.0
+    poll_interval: float = 5.0  # seconds between long-running operation polls, unless ARM says
+    operation_timeout: float = 900.0  # longest wait for one long-running operation
 
     @property
     def scope(self) -> str:
@@ -90,6 +92,7 @@ class ArmClients:
             "retry_backoff_factor": s.retry_backoff,
             "connection_timeout": s.timeout,
             "read_timeout": s.timeout,
+            "polling_interval": s.poll_interval,
         }
         if s.ca_bundle:
             options["connection_verify"] = s.ca_bundle
@@ -113,6 +116,18 @@ class ArmClients:
     def sql(self, subscription_id: str) -> Any:
         return self._get("sql", subscription_id)
 
+    def postgresql(self, subscription_id: str) -> Any:
+        return self._get("postgresql", subscription_id)
+
+    def mysql(self, subscription_id: str) -> Any:
+        return self._get("mysql", subscription_id)
+
+    def cosmosdb(self, subscription_id: str) -> Any:
+        return self._get("cosmosdb", subscription_id)
+
+    def storage(self, subscription_id: str) -> Any:
+        return self._get("storage", subscription_id)
+
 
 def _build(service: str, credential: TokenCredential, subscription_id: str, options: dict[str, Any]) -> Any:
     if service == "subscriptions":
@@ -123,6 +138,22 @@ def _build(service: str, credential: TokenCredential, subscription_id: str, opti
         from azure.mgmt.web import WebSiteManagementClient
 
         return WebSiteManagementClient(credential, subscription_id, **options)
+    if service == "postgresql":
+        from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
+
+        return PostgreSQLManagementClient(credential, subscription_id, **options)
+    if service == "mysql":
+        from azure.mgmt.mysqlflexibleservers import MySQLManagementClient
+
+        return MySQLManagementClient(credential, subscription_id, **options)
+    if service == "cosmosdb":
+        from azure.mgmt.cosmosdb import CosmosDBManagementClient
+
+        return CosmosDBManagementClient(credential, subscription_id, **options)
+    if service == "storage":
+        from azure.mgmt.storage import StorageManagementClient
+
+        return StorageManagementClient(credential, subscription_id, **options)
     from azure.mgmt.sql import SqlManagementClient
 
     return SqlManagementClient(credential, subscription_id, **options)

@@ -25,11 +25,13 @@ class Settings:
     addresses: AddressSource = "possible"
     max_delete_percent: float = 30.0
     min_managed_for_percent: int = 10  # below this many managed rules the share check does not apply
-    rule_limit: int = 128
+    rule_limit: int | None = None  # None: each back end's own (SQL 128, Storage 400 ...)
     allow_wide_ranges: bool = False  # ranges wider than a /16 need this
     concurrency: int = 8
     retry_total: int = 6
     retry_backoff: float = 0.8
+    poll_interval: float = 5.0  # seconds between polls of a long-running write (unless ARM says)
+    operation_timeout: float = 900.0  # longest wait for one long-running write
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
@@ -110,7 +112,7 @@ class Scope:
 SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "prefix": str, "addresses": str, "max_delete_percent": (int, float), "min_managed_for_percent": int,
     "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
-    "retry_backoff": (int, float),
+    "retry_backoff": (int, float), "poll_interval": (int, float), "operation_timeout": (int, float),
 }  # fmt: skip
 SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots"}
 
@@ -183,10 +185,10 @@ def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settin
         raise r.fail(f"{where}.addresses", "must be 'possible' (possibleOutboundIpAddresses) or 'current'")
     if not 0 <= values.get("max_delete_percent", 30) <= 100:
         raise r.fail(f"{where}.max_delete_percent", "must be between 0 and 100")
-    for key in ("rule_limit", "concurrency"):
+    for key in ("rule_limit", "concurrency", "operation_timeout"):
         if values.get(key, 1) < 1:
             raise r.fail(f"{where}.{key}", "must be at least 1")
-    for key in ("min_managed_for_percent", "retry_total", "retry_backoff"):
+    for key in ("min_managed_for_percent", "retry_total", "retry_backoff", "poll_interval"):
         if values.get(key, 0) < 0:
             raise r.fail(f"{where}.{key}", "cannot be negative")
     try:

@@ -87,7 +87,14 @@ _TARGET_ID = re.compile(
     r"(?P<type>Microsoft\.[A-Za-z]+/[A-Za-z]+)/(?P<name>[^/]+)/?$",
     re.IGNORECASE,
 )
-TARGET_TYPES = {"microsoft.sql/servers": "sql"}
+# ARM type (lower-case) -> (its canonical spelling, the back end's kind)
+TARGET_TYPES = {
+    "microsoft.sql/servers": ("Microsoft.Sql/servers", "sql"),
+    "microsoft.dbforpostgresql/flexibleservers": ("Microsoft.DBforPostgreSQL/flexibleServers", "postgresql"),
+    "microsoft.dbformysql/flexibleservers": ("Microsoft.DBforMySQL/flexibleServers", "mysql"),
+    "microsoft.documentdb/databaseaccounts": ("Microsoft.DocumentDB/databaseAccounts", "cosmosdb"),
+    "microsoft.storage/storageaccounts": ("Microsoft.Storage/storageAccounts", "storage"),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -108,12 +115,11 @@ class TargetRef:
                 f"'{resource_id}' is not a resource ID of the form "
                 "/subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Sql/servers/NAME"
             )
-        kind = TARGET_TYPES.get(m["type"].lower())
-        if kind is None:
-            raise ConfigError(
-                f"'{resource_id}': {m['type']} is not a supported target (supported: Microsoft.Sql/servers)"
-            )
-        return cls(m["sub"].lower(), m["rg"], "Microsoft.Sql/servers", m["name"], kind)
+        known = TARGET_TYPES.get(m["type"].lower())
+        if known is None:
+            supported = ", ".join(spelling for spelling, _ in TARGET_TYPES.values())
+            raise ConfigError(f"'{resource_id}': {m['type']} is not a supported target (supported: {supported})")
+        return cls(m["sub"].lower(), m["rg"], known[0], m["name"], known[1])
 
     @property
     def id(self) -> str:

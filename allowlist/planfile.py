@@ -68,6 +68,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
                 "incomplete": list(t.incomplete),
                 "blockers": list(t.blockers),
                 "threshold": t.threshold,
+                "warnings": list(t.warnings),
             }
             for t in plan.targets
         ],
@@ -134,6 +135,7 @@ def plan_from_data(data: dict[str, Any]) -> Plan:
             threshold=t["threshold"],
             error=t["error"],
             existing_count=int(t["existing_count"]),
+            warnings=tuple(t["warnings"]),
         )
         for t in data["targets"]
     )

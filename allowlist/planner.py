@@ -1,7 +1,7 @@
-"""Pure planning: apps + existing rules -> Plan. No network, no clock, no randomness.
+"""Pure planning: apps + what each target holds -> Plan. No network, no clock, no randomness.
 
-Rule names come from the range they hold (`allowlist-20.1.2.3-20.1.2.6`), so they never depend on
-the order ARM lists addresses in, and a rule that exists under its name already holds what it says.
+The same code plans every back end from its Capabilities: named ranges (SQL, PostgreSQL, MySQL) are
+owned through the rule-name prefix; address lists (Cosmos DB, Storage) through the ledger in tags.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Literal
 from allowlist.addresses import ipv4_number, merge_numbers
 from allowlist.config import Scope, Settings
 from allowlist.model import AppEgress, ExistingRule, IpRange, TargetRef
+from allowlist.naming import list_entries, rule_name
 from allowlist.sources.appservice import Discovery, DiscoveryIssue
-from allowlist.targets.base import Capabilities
+from allowlist.targets.base import Capabilities, Firewall
+from allowlist.targets.ledger import TAGS_MAX, ledger_tags
 from allowlist.targets.registry import CAPABILITIES
 
 WIDEST_PREFIX = 16  # ranges wider than a /16 need allow_wide_ranges
@@ -47,6 +49,7 @@ class TargetPlan:
     threshold: str | None = None  # too many deletes: needs --force
     error: str | None = None  # the target's rules could not be read
     existing_count: int = 0
+    warnings: tuple[str, ...] = ()  # worth knowing, not blocking (e.g. same-region Storage)
 
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action == action)
@@ -82,18 +85,16 @@ class Plan:
         return found
 
 
-def rule_name(prefix: str, rule_range: IpRange) -> str:
-    return f"{prefix}{rule_range}"
-
-
 def is_managed(name: str, prefix: str, capabilities: Capabilities) -> bool:
+    """Named rules: allowlist's are those with its prefix, never a service's own "allow Azure" rule."""
     if any(name.casefold() == p.casefold() for p in capabilities.protected_names):
         return False
     return name.casefold().startswith(prefix.casefold())
 
 
-def fingerprint(rules: Sequence[ExistingRule]) -> str:
-    lines = sorted(f"{r.name.casefold()}\t{r.range.first}\t{r.range.last}" for r in rules)
+def fingerprint(firewall: Firewall) -> str:
+    lines = sorted(f"{r.name.casefold()}\t{r.range.first}\t{r.range.last}" for r in firewall.rules)
+    lines += sorted(f"owned\t{entry}" for entry in firewall.owned or ())
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -114,54 +115,129 @@ def desired_ranges(apps: Sequence[AppEgress]) -> dict[IpRange, tuple[str, ...]]:
 def plan_target(
     target: TargetRef,
     desired: Mapping[IpRange, tuple[str, ...]],
-    existing: Sequence[ExistingRule],
+    firewall: Firewall,
     settings: Settings,
     capabilities: Capabilities,
     incomplete: Sequence[str] = (),
+    apps: Sequence[AppEgress] = (),
 ) -> TargetPlan:
-    prefix = settings.prefix
-    managed = {r.name.casefold(): r for r in existing if is_managed(r.name, prefix, capabilities)}
-    unmanaged = tuple(sorted(r for r in existing if not is_managed(r.name, prefix, capabilities)))
-    wanted = {rule_name(prefix, rng).casefold(): (rule_name(prefix, rng), rng, apps) for rng, apps in desired.items()}
+    prefix, existing = settings.prefix, firewall.rules
+    wanted: dict[str, tuple[str, IpRange, tuple[str, ...]]] = {}
+    if capabilities.named_ranges:
+        mine = [r for r in existing if is_managed(r.name, prefix, capabilities)]
+        for rng, needed_by in desired.items():
+            name = rule_name(prefix, rng, capabilities)
+            wanted[name.casefold()] = (name, rng, needed_by)
+    else:
+        mine = [r for r in existing if r.name.casefold() in (firewall.owned or ())]
+        for rng, needed_by in desired.items():
+            for entry, entry_range in list_entries(rng, capabilities):
+                wanted[entry.casefold()] = (entry, entry_range, needed_by)
+    managed = {r.name.casefold(): r for r in mine}
+    present = {r.name.casefold(): r for r in existing}
+    unmanaged = tuple(sorted(r for r in existing if r.name.casefold() not in managed))
 
     creates, updates, keeps = [], [], []
-    for key, (name, rng, apps) in sorted(wanted.items()):
-        current = managed.get(key)
+    for key, (name, rng, needed_by) in sorted(wanted.items()):
+        # An address list entry someone else added already serves: keep it, never claim it.
+        current = managed.get(key) if capabilities.named_ranges else present.get(key)
         if current is None:
-            creates.append(Change("create", name, rng, apps=apps))
+            creates.append(Change("create", name, rng, apps=needed_by))
         elif current.range != rng:  # someone edited our rule: put back what its name says
-            updates.append(Change("update", current.name, rng, previous=current.range, apps=apps))
+            updates.append(Change("update", current.name, rng, previous=current.range, apps=needed_by))
         else:
-            keeps.append(Change("keep", current.name, rng, apps=apps))
+            keeps.append(Change("keep", current.name, rng, apps=needed_by))
     stale = [Change("delete", r.name, r.range) for key, r in sorted(managed.items()) if key not in wanted]
     deletes, withheld = ([], stale) if incomplete else (stale, [])
-
-    blockers = []
-    if not settings.allow_wide_ranges:
-        blockers += [
-            f"range {c.range} holds {c.range.size} addresses, wider than a /{WIDEST_PREFIX}; "
-            "set allow_wide_ranges to permit it"
-            for c in creates + updates
-            if c.range.size > 2 ** (32 - WIDEST_PREFIX)
-        ]
+    limit = settings.rule_limit or capabilities.default_rule_limit
     final_count = len(existing) + len(creates) - len(deletes)
-    if final_count > settings.rule_limit:
-        blockers.append(
-            f"would hold {final_count} firewall rules ({len(unmanaged)} not managed by allowlist), "
-            f"over the limit of {settings.rule_limit}"
-        )
     return TargetPlan(
         target=target,
-        rule_limit=settings.rule_limit,
-        fingerprint=fingerprint(existing),
+        rule_limit=limit,
+        fingerprint=fingerprint(firewall),
         changes=tuple(creates + updates + deletes),
         keeps=tuple(keeps),
         unmanaged=unmanaged,
         withheld=tuple(withheld),
         incomplete=tuple(incomplete),
-        blockers=tuple(blockers),
+        blockers=tuple(
+            _blockers(settings, capabilities, creates + updates, len(existing), final_count, limit, len(unmanaged))
+            + _list_blockers(capabilities, firewall, len(existing), final_count, prefix, mine, creates, deletes)
+        ),
         threshold=_threshold(len(managed), len(deletes), len(wanted), settings),
         existing_count=len(existing),
+        warnings=firewall.notes + _region_warnings(capabilities, firewall, apps),
+    )
+
+
+def _blockers(
+    settings: Settings,
+    capabilities: Capabilities,
+    writes: list[Change],
+    existing: int,
+    final_count: int,
+    limit: int,
+    unmanaged: int,
+) -> list[str]:
+    found = [
+        f"rule name '{c.name}' is not valid for a {capabilities.label}: change the prefix"
+        for c in writes
+        if capabilities.named_ranges and not capabilities.valid_name(c.name)
+    ][:1]
+    if not settings.allow_wide_ranges:
+        found += [
+            f"range {c.range} holds {c.range.size} addresses, wider than a /{WIDEST_PREFIX}; "
+            "set allow_wide_ranges to permit it"
+            for c in writes
+            if c.range.size > 2 ** (32 - WIDEST_PREFIX)
+        ]
+    if final_count > limit:
+        found.append(
+            f"would hold {final_count} firewall rules ({unmanaged} not managed by allowlist), over the limit of {limit}"
+        )
+    return found
+
+
+def _list_blockers(
+    capabilities: Capabilities,
+    firewall: Firewall,
+    existing: int,
+    final_count: int,
+    prefix: str,
+    mine: list[ExistingRule],
+    creates: list[Change],
+    deletes: list[Change],
+) -> list[str]:
+    if capabilities.named_ranges:
+        return []
+    found = []
+    if capabilities.empty_list_means_open and existing == 0 and creates:
+        found.append(
+            "it has no IP rules, so it accepts every address: adding rules would turn its firewall on and shut "
+            "out every other client; add a first rule yourself to opt in"
+        )
+    if capabilities.empty_list_means_open and existing > 0 and final_count == 0:
+        found.append("removing these would leave no IP rules, which opens it to every address")
+    owned_after = {r.name.casefold() for r in mine} - {c.name.casefold() for c in deletes}
+    owned_after |= {c.name.casefold() for c in creates}
+    ledger = len(ledger_tags(prefix, owned_after))
+    if firewall.tag_count + ledger > TAGS_MAX:
+        found.append(
+            f"the ownership ledger needs {ledger} tags and the account has {firewall.tag_count} others, "
+            f"over Azure's {TAGS_MAX} tags per resource"
+        )
+    return found
+
+
+def _region_warnings(capabilities: Capabilities, firewall: Firewall, apps: Sequence[AppEgress]) -> tuple[str, ...]:
+    if not capabilities.same_region_bypasses_rules or not firewall.location:
+        return ()
+    here = firewall.location.replace(" ", "").lower()
+    return tuple(
+        f"{app.name} runs in {app.location}, the account's own region: Storage IP rules do not apply to "
+        "requests from the same region (use a virtual network rule or a private endpoint)"
+        for app in apps
+        if app.location.replace(" ", "").lower() == here
     )
 
 
@@ -198,27 +274,30 @@ def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, ap
 def build_plan(
     scope: Scope,
     discovery: Discovery,
-    existing: Mapping[str, Sequence[ExistingRule] | str],
+    existing: Mapping[str, Firewall | str],
 ) -> Plan:
-    """`existing` maps each target's key to its rules, or to why they could not be read."""
+    """`existing` maps each target's key to its firewall, or to why it could not be read."""
     targets = []
     in_scope: dict[str, AppEgress] = {}
     for target in scope.targets:
         blocks = scope.blocks_for(target)
         apps = [a for a in discovery.apps if any(b.selector.matches(a) for b in blocks)]
         in_scope.update((a.id.lower(), a) for a in apps)
-        rules = existing[target.key]
-        if isinstance(rules, str):
-            targets.append(TargetPlan(target, scope.settings.rule_limit, fingerprint=fingerprint([]), error=rules))
+        firewall = existing[target.key]
+        capabilities = CAPABILITIES[target.kind]
+        if isinstance(firewall, str):
+            limit = scope.settings.rule_limit or capabilities.default_rule_limit
+            targets.append(TargetPlan(target, limit, fingerprint=fingerprint(Firewall(())), error=firewall))
             continue
         targets.append(
             plan_target(
                 target,
                 desired_ranges(apps),
-                rules,
+                firewall,
                 scope.settings,
-                CAPABILITIES[target.kind],
+                capabilities,
                 incomplete_reasons(scope, target, discovery, apps),
+                apps,
             )
         )
     return Plan(

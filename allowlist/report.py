@@ -54,6 +54,7 @@ def _target_text(t: TargetPlan, verbose: bool) -> list[str]:
     unmanaged = ", ".join(r.name for r in t.unmanaged) or "none"
     lines.append(f"  {len(t.keeps)} kept; not managed by allowlist, left alone: {unmanaged}")
     lines += [f"  incomplete: {reason}" for reason in t.incomplete]
+    lines += [f"  warning: {w}" for w in t.warnings]
     lines += [f"  BLOCKED: {b}" for b in t.blockers]
     if t.threshold:
         lines.append(f"  BLOCKED: {t.threshold}")
@@ -91,7 +92,7 @@ def plan_markdown(plan: Plan) -> str:
             lines.append("")
         unmanaged = ", ".join(f"`{r.name}`" for r in t.unmanaged) or "none"
         lines += [f"{len(t.keeps)} kept. Not managed by allowlist (left alone): {unmanaged}", ""]
-        notes = [*t.incomplete, *t.blockers, *([t.threshold] if t.threshold else [])]
+        notes = [*t.incomplete, *t.warnings, *t.blockers, *([t.threshold] if t.threshold else [])]
         lines += [f"- :warning: {_md_escape(n)}" for n in notes]
         if notes:
             lines.append("")

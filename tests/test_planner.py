@@ -9,15 +9,18 @@ from pathlib import Path
 from allowlist.apply import write_order
 from allowlist.config import Settings, build_scope
 from allowlist.model import ExistingRule, IpRange, TargetRef
+from allowlist.naming import rule_name
 from allowlist.planfile import load_plan, plan_to_json, save_plan
-from allowlist.planner import build_plan, desired_ranges, plan_target, rule_name
+from allowlist.planner import build_plan, desired_ranges, plan_target
 from allowlist.sources.appservice import Discovery, DiscoveryIssue
-from allowlist.targets.sql import SQL
+from allowlist.targets.base import Firewall
+from allowlist.targets.registry import CAPABILITIES
 from tests.conftest import SQL1, SUB1, SUB2
 from tests.test_config import app
 
 TARGET = TargetRef.parse(SQL1)
 S = Settings()
+SQL = CAPABILITIES["sql"]
 
 
 def rule(name: str, start: str, end: str | None = None) -> ExistingRule:
@@ -26,12 +29,13 @@ def rule(name: str, start: str, end: str | None = None) -> ExistingRule:
 
 def plan(desired: list[str], existing: list[ExistingRule], settings: Settings = S, incomplete: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
     apps = [app("a", ipv4=tuple(desired))]
-    return plan_target(TARGET, desired_ranges(apps), existing, settings, SQL, incomplete)
+    return plan_target(TARGET, desired_ranges(apps), Firewall(tuple(existing)), settings, SQL, incomplete)
 
 
 def test_names_come_from_the_range() -> None:
-    assert rule_name("allowlist-", IpRange.parse("20.0.0.1")) == "allowlist-20.0.0.1"
-    assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4")) == "fw-20.0.0.1-20.0.0.4"
+    assert rule_name("allowlist-", IpRange.parse("20.0.0.1"), SQL) == "allowlist-20.0.0.1"
+    assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4"), SQL) == "fw-20.0.0.1-20.0.0.4"
+    assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4"), CAPABILITIES["postgresql"]) == "fw-20_0_0_1-20_0_0_4"
 
 
 def test_desired_ranges_merge_across_apps_and_record_who_needs_them() -> None:
@@ -136,7 +140,7 @@ def test_build_plan_maps_gaps_to_the_targets_they_feed() -> None:
     })  # fmt: skip
     apps = [app("a", ipv4=("20.0.0.1",)), app("p4", pinned=False, reason="possibleOutboundIpAddresses is empty")]
     issues = [DiscoveryIssue(f"/subscriptions/{SUB2}", "403 AuthorizationFailed: no")]
-    existing = {t.key: [rule("allowlist-5.5.5.5", "5.5.5.5")] for t in scope.targets}
+    existing = {t.key: Firewall((rule("allowlist-5.5.5.5", "5.5.5.5"),)) for t in scope.targets}
     result = build_plan(scope, discovery(apps, issues), existing)
     one, two = sorted(result.targets, key=lambda t: t.target.name)
     assert one.target.name == "sql-one" and one.incomplete == (
@@ -156,18 +160,19 @@ def test_plans_are_byte_identical_whatever_order_arm_answers_in(tmp_path: Path) 
     scope = build_scope({"sync": [{"name": "one", "targets": [SQL1]}]})
     apps = [app(f"w{i}", ipv4=tuple(f"20.0.{i}.{j}" for j in range(1, 6))) for i in range(8)]
     existing = [rule(f"allowlist-30.0.0.{i}", f"30.0.0.{i}") for i in range(1, 5)] + [rule("office", "1.1.1.1")]
-    first = plan_to_json(build_plan(scope, discovery(apps), {TARGET.key: existing}))
+    first = plan_to_json(build_plan(scope, discovery(apps), {TARGET.key: Firewall(tuple(existing))}))
     rng = random.Random(3)
     for _ in range(5):
         shuffled_apps = [replace(a, ipv4=tuple(rng.sample(a.ipv4, len(a.ipv4)))) for a in rng.sample(apps, len(apps))]
         shuffled = rng.sample(existing, len(existing))
-        assert plan_to_json(build_plan(scope, discovery(shuffled_apps), {TARGET.key: shuffled})) == first
+        shuffled_plan = build_plan(scope, discovery(shuffled_apps), {TARGET.key: Firewall(tuple(shuffled))})
+        assert plan_to_json(shuffled_plan) == first
 
 
 def test_saved_plans_round_trip(tmp_path: Path) -> None:
     scope = build_scope({"settings": {"prefix": "fw-"}, "sync": [{"name": "one", "targets": [SQL1]}]})
     apps = [app("a", ipv4=("20.0.0.1",), tags=(("team", "a"),), warnings=("x",)), app("b", pinned=False, reason="r")]
-    original = build_plan(scope, discovery(apps), {TARGET.key: [rule("fw-9.9.9.9", "9.9.9.9", "9.9.9.10")]})
+    original = build_plan(scope, discovery(apps), {TARGET.key: Firewall((rule("fw-9.9.9.9", "9.9.9.9", "9.9.9.10"),))})
     path = tmp_path / "plan.json"
     save_plan(original, path)
     assert load_plan(path) == original

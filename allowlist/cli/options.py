@@ -297,6 +297,8 @@ def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
             ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None,
             retry_total=settings.retry_total,
             retry_backoff=settings.retry_backoff,
+            poll_interval=settings.poll_interval,
+            operation_timeout=settings.operation_timeout,
         )
     )
 

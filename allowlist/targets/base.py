@@ -1,7 +1,14 @@
-"""What every back end offers the planner and apply: its capabilities, and list / put / delete."""
+"""What every back end offers the planner and apply: its capabilities, what it holds now, and writes.
+
+Two shapes exist. Named ranges (SQL, PostgreSQL, MySQL): rules with names and start/end addresses,
+written one by one. Address lists (Cosmos DB, Storage): one unnamed list of addresses and CIDRs,
+replaced whole; allowlist proves which entries it added with a ledger kept in the account's tags.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,13 +17,31 @@ from allowlist.model import ExistingRule, IpRange, TargetRef
 
 @dataclass(frozen=True)
 class Capabilities:
-    named_ranges: bool  # rules are named start/end ranges (SQL, PostgreSQL, MySQL)
+    label: str  # for messages: "Azure SQL server"
+    named_ranges: bool  # False: an unnamed list of addresses / CIDRs
     ipv6: bool
     default_rule_limit: int
     long_running_writes: bool
-    max_name_length: int
-    forbidden_name_chars: str
+    name_pattern: str = r"^[^<>*%&:;\\/?]{1,128}(?<!\.)$"  # the service's rule-name rule
+    name_dots_as: str = "."  # services that refuse dots in names get another separator
     protected_names: tuple[str, ...] = ()  # rules that are never ours whatever their name
+    empty_list_means_open: bool = False  # Cosmos DB: no IP rules = every address allowed
+    single_address_max_prefix: int = 32  # Storage: /31 and /32 must be written as bare addresses
+    same_region_bypasses_rules: bool = False  # Storage: IP rules do not apply within its region
+
+    def valid_name(self, name: str) -> bool:
+        return re.match(self.name_pattern, name) is not None
+
+
+@dataclass(frozen=True)
+class Firewall:
+    """What a target holds now, as one read saw it."""
+
+    rules: tuple[ExistingRule, ...]  # named rules, or list entries named by themselves
+    owned: frozenset[str] | None = None  # address lists: the entries the ledger proves allowlist added
+    location: str = ""
+    notes: tuple[str, ...] = ()  # facts worth a warning, e.g. a Storage account that allows all
+    tag_count: int = 0  # address lists: the account's tags that are not allowlist's ledger
 
 
 class TargetWriteError(Exception):
@@ -31,8 +56,18 @@ class Target(Protocol):
     ref: TargetRef
     capabilities: Capabilities
 
-    def list_rules(self) -> list[ExistingRule]: ...
+    def read(self, prefix: str) -> Firewall: ...
+
+
+class RuleTarget(Target, Protocol):
+    """Named ranges, written one rule at a time."""
 
     def put_rule(self, name: str, rule_range: IpRange) -> None: ...
 
     def delete_rule(self, name: str) -> None: ...
+
+
+class ListTarget(Target, Protocol):
+    """An address list, rewritten whole from a fresh read, with its ownership ledger in one write."""
+
+    def replace_entries(self, prefix: str, add: Sequence[str], remove: Sequence[str]) -> None: ...

@@ -1,0 +1,32 @@
+"""How a desired range becomes what a back end stores: a named rule, or list entries.
+
+Names come from the range they hold, so they never depend on the order ARM lists addresses in, and a
+rule that exists under its name already holds what the name says.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from allowlist.model import IpRange
+from allowlist.targets.base import Capabilities
+
+
+def rule_name(prefix: str, rule_range: IpRange, capabilities: Capabilities) -> str:
+    """`allowlist-20.1.2.3-20.1.2.6`; `allowlist-20_1_2_3-20_1_2_6` where the service refuses dots."""
+    return prefix + str(rule_range).replace(".", capabilities.name_dots_as)
+
+
+def list_entries(rule_range: IpRange, capabilities: Capabilities) -> list[tuple[str, IpRange]]:
+    """The fewest CIDR entries covering the range, single addresses written bare.
+
+    Storage refuses /31 and /32 CIDRs, so blocks smaller than a /30 become their single addresses.
+    """
+    entries: list[tuple[str, IpRange]] = []
+    first, last = ipaddress.IPv4Address(rule_range.start), ipaddress.IPv4Address(rule_range.end)
+    for network in ipaddress.summarize_address_range(first, last):
+        if network.prefixlen == 32 or network.prefixlen > capabilities.single_address_max_prefix:
+            entries += [(str(a), IpRange(int(a), int(a))) for a in network]
+        else:
+            entries.append((str(network), IpRange(int(network[0]), int(network[-1]))))
+    return entries
