@@ -176,3 +176,60 @@ def test_saved_plans_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     save_plan(original, path)
     assert load_plan(path) == original
+
+
+# --- Planning from capabilities alone: the planner knows no back end by name. ---
+
+STORAGE = CAPABILITIES["storage"]
+COSMOS = CAPABILITIES["cosmosdb"]
+PG = CAPABILITIES["postgresql"]
+
+
+def list_plan(caps, desired: list[str], entries: list[str], owned: set[str], **kw):  # type: ignore[no-untyped-def]
+    from allowlist.targets.accounts import entry_range
+
+    firewall = Firewall(tuple(ExistingRule(e, entry_range(e)) for e in entries), frozenset(owned), **kw)  # type: ignore[arg-type]
+    return plan_target(TARGET, desired_ranges([app("a", ipv4=tuple(desired))]), firewall, S, caps)
+
+
+def test_list_entries_follow_each_services_shape() -> None:
+    from allowlist.naming import list_entries
+
+    span = IpRange.parse("20.0.0.1", "20.0.0.12")
+    assert [e for e, _ in list_entries(span, COSMOS)] == [
+        "20.0.0.1",
+        "20.0.0.2/31",
+        "20.0.0.4/30",
+        "20.0.0.8/30",
+        "20.0.0.12",
+    ]
+    assert [e for e, _ in list_entries(span, STORAGE)] == [
+        "20.0.0.1", "20.0.0.2", "20.0.0.3", "20.0.0.4/30", "20.0.0.8/30", "20.0.0.12",
+    ]  # fmt: skip
+
+
+def test_address_lists_remove_only_what_the_ledger_proves() -> None:
+    p = list_plan(COSMOS, ["20.0.0.1"], ["20.0.0.1", "9.9.9.9", "8.8.8.8"], owned={"9.9.9.9"})
+    assert [(c.action, c.name) for c in p.changes] == [("delete", "9.9.9.9")]
+    assert [c.name for c in p.keeps] == ["20.0.0.1"]  # someone else's entry already serves: kept, not claimed
+    assert {r.name for r in p.unmanaged} == {"20.0.0.1", "8.8.8.8"}
+
+
+def test_cosmos_blockers_never_open_or_start_a_firewall() -> None:
+    assert "turn its firewall on" in list_plan(COSMOS, ["20.0.0.1"], [], owned=set()).blockers[0]
+    p = list_plan(COSMOS, [], ["9.9.9.9"], owned={"9.9.9.9"})
+    assert "opens it to every address" in p.blockers[0]
+    assert list_plan(STORAGE, ["20.0.0.1"], [], owned=set()).blockers == ()  # Storage: empty means deny
+
+
+def test_the_ledger_must_fit_in_the_tags_left() -> None:
+    p = list_plan(STORAGE, [f"20.0.{i}.1" for i in range(40)], ["1.1.1.1"], owned=set(), tag_count=49)
+    assert any("ownership ledger needs 2 tags" in b for b in p.blockers)
+
+
+def test_names_the_service_refuses_block_the_plan() -> None:
+    from allowlist.config import Settings as Cfg
+
+    p = plan_target(TARGET, desired_ranges([app("a", ipv4=("20.0.0.1",))]), Firewall(()), Cfg(prefix="a.b-"), PG)
+    assert "rule name 'a.b-20_0_0_1' is not valid for a PostgreSQL flexible server" in p.blockers[0]
+    assert p.rule_limit == 128
