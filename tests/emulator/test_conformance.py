@@ -181,3 +181,111 @@ def test_the_shape_check_itself_catches_drift() -> None:
     assert shape_problems({"id": "x", "invented": 1, "properties": theirs["properties"]}, theirs) == [
         "$.invented: not in the example"
     ]
+
+
+# --- PostgreSQL / MySQL flexible servers, Cosmos DB and Storage accounts ---
+
+PG = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one"
+MY = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.DBforMySQL/flexibleServers/my-one"
+COSMOS = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.DocumentDB/databaseAccounts/cos-one"
+STORAGE = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/st-one"
+NEW_RULE = {"properties": {"startIpAddress": "20.0.0.1", "endIpAddress": "20.0.0.2"}}
+
+
+@pytest.fixture
+def estate() -> dict[str, Any]:
+    from tests.test_backends import backend_estate
+
+    return backend_estate()
+
+
+def pick(body: Any, top: set[str], props: set[str]) -> Any:
+    """The fields allowlist relies on, from a resource whose example carries many it does not."""
+    out = {k: v for k, v in body.items() if k in top}
+    out["properties"] = {k: v for k, v in body["properties"].items() if k in props}
+    return out
+
+
+@pytest.mark.parametrize(
+    ("example_file", "path"),
+    [
+        ("postgresql/FirewallRuleListByServer.json", f"{PG}/firewallRules"),
+        ("mysql/FirewallRulesListByServer.json", f"{MY}/firewallRules"),
+    ],
+)
+def test_flexible_rule_lists_match(emulator: Emulator, example_file: str, path: str) -> None:
+    api = "2026-10-01" if "postgresql" in example_file else "2024-12-30"
+    ours = get(emulator, "GET", path, api).json()
+    theirs = {k: v for k, v in example(example_file).items() if k != "nextLink"}
+    assert shape_problems({k: v for k, v in ours.items() if k != "nextLink"}, theirs) == []
+
+
+@pytest.mark.parametrize(
+    ("create", "delete", "server", "api"),
+    [
+        ("postgresql/FirewallRuleCreate.json", "postgresql/FirewallRuleDelete.json", PG, "2026-10-01"),
+        ("mysql/FirewallRuleCreate.json", "mysql/FirewallRuleDelete.json", MY, "2024-12-30"),
+    ],
+)
+def test_flexible_writes_are_long_running_as_in_the_examples(
+    emulator: Emulator, create: str, delete: str, server: str, api: str
+) -> None:
+    started = get(emulator, "PUT", f"{server}/firewallRules/r1", api, NEW_RULE)
+    assert started.status_code == 202 and started.content == b""
+    delete_headers = json.loads((EXAMPLES / delete).read_text())["responses"]["202"]["headers"]
+    assert set(delete_headers) <= set(started.headers)  # Azure-AsyncOperation and Location
+    status_url = started.headers["Azure-AsyncOperation"]
+    assert "/locations/westeurope/azureAsyncOperation/" in status_url and status_url.startswith(emulator.base_url)
+    statuses = [requests.get(status_url, headers={"Authorization": "Bearer t"}, verify=str(emulator.ca_path),
+                             timeout=5).json()["status"] for _ in range(2)]  # fmt: skip
+    assert statuses == ["InProgress", "Succeeded"]
+    final = requests.get(started.headers["Location"], headers={"Authorization": "Bearer t"},
+                         verify=str(emulator.ca_path), timeout=5)  # fmt: skip
+    assert shape_problems(final.json(), example(create, "200")) == []
+    gone = get(emulator, "DELETE", f"{server}/firewallRules/never-existed", api)
+    assert gone.status_code == 204
+
+
+def test_operation_status_has_the_example_shape(emulator: Emulator) -> None:
+    started = get(emulator, "PUT", f"{MY}/firewallRules/r1", "2024-12-30", NEW_RULE)
+    for _ in range(2):  # the example is a finished operation: poll until this one is too
+        status = requests.get(started.headers["Azure-AsyncOperation"], headers={"Authorization": "Bearer t"},
+                              verify=str(emulator.ca_path), timeout=5).json()  # fmt: skip
+    theirs = {k: v for k, v in example("mysql/OperationResults_Get.json").items() if k not in ("properties", "error")}
+    assert shape_problems(status, theirs) == []
+
+
+COSMOS_PROPS = {
+    "ipRules",
+    "isVirtualNetworkFilterEnabled",
+    "virtualNetworkRules",
+    "networkAclBypass",
+    "provisioningState",
+}
+STORAGE_PROPS = {"networkAcls", "provisioningState", "primaryLocation", "statusOfPrimary", "supportsHttpsTrafficOnly"}
+TOP = {"id", "name", "type", "kind", "location", "tags"}
+
+
+def test_cosmos_account_and_patch_match(emulator: Emulator) -> None:
+    ours = get(emulator, "GET", COSMOS, "2026-03-15").json()
+    theirs = example("cosmosdb/CosmosDBDatabaseAccountGet.json")
+    theirs["properties"]["ipRules"] = [{"ipAddressOrRange": "23.43.230.120"}]  # the GET example's list is empty
+    assert shape_problems(pick(ours, TOP, COSMOS_PROPS), pick(theirs, TOP, COSMOS_PROPS)) == []
+    request = json.loads((EXAMPLES / "cosmosdb/CosmosDBDatabaseAccountPatch.json").read_text())["parameters"]
+    body = {"properties": {"ipRules": request["updateParameters"]["properties"]["ipRules"]}, "tags": {"dept": "x"}}
+    patched = get(emulator, "PATCH", COSMOS, "2026-03-15", body)
+    assert patched.status_code == 200
+    assert [r["ipAddressOrRange"] for r in patched.json()["properties"]["ipRules"]] == [
+        "23.43.230.120",
+        "110.12.240.0/12",
+    ]
+
+
+def test_storage_account_and_patch_match(emulator: Emulator) -> None:
+    ours = get(emulator, "GET", STORAGE, "2026-09-01").json()
+    theirs = example("storage/StorageAccountGetProperties.json")
+    theirs["properties"]["networkAcls"]["ipRules"] = [{"value": "23.45.67.89", "action": "Allow"}]
+    assert shape_problems(pick(ours, TOP | {"sku"}, STORAGE_PROPS), pick(theirs, TOP | {"sku"}, STORAGE_PROPS)) == []
+    acls = {"defaultAction": "Deny", "ipRules": [{"value": "20.0.0.0/31"}]}
+    refused = get(emulator, "PATCH", STORAGE, "2026-09-01", {"properties": {"networkAcls": acls}})
+    assert refused.status_code == 400 and "/31 and /32" in refused.json()["error"]["message"]

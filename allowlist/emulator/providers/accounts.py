@@ -105,7 +105,7 @@ def _check_storage_entry(entry: str) -> None:
 
 def _check_cosmos_entry(entry: str) -> None:
     try:
-        ipaddress.IPv4Network(entry, strict=True)
+        ipaddress.IPv4Network(entry, strict=False)  # the official example writes 110.12.240.0/12
     except ValueError as exc:
         raise ArmError(400, "BadRequest", f"Invalid IP address or range '{entry}' in ipRules.") from exc
 
