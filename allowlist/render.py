@@ -19,6 +19,8 @@ from allowlist import __version__
 from allowlist.addresses import ipv4_number
 from allowlist.errors import AllowlistError, ConfigError
 from allowlist.planner import Change, Plan, TargetPlan
+from allowlist.targets.ledger import ledger_tags
+from allowlist.targets.registry import CAPABILITIES
 
 FORMATS = ("terraform", "bicep", "arm", "azcli", "powershell", "csv", "json")
 
@@ -76,13 +78,21 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
     for t in plan.targets:
         desired = sorted((c for c in t.changes + t.keeps if c.action != "delete"), key=lambda c: c.name.lower())
         rules = [_rule(c, t) for c in desired]
+        named = CAPABILITIES[t.target.kind].named_ranges
+        # Address lists are written whole: what the list holds after apply, other entries included.
+        final = sorted({r.name for r in t.unmanaged} | {c.name for c in desired}, key=_entry_order)
+        foreign_kept = {c.name for c in t.keeps if c.name in {r.name for r in t.unmanaged}}
         targets.append(
             {
                 "id": t.target.id,
                 "name": t.target.name,
+                "type": t.target.type,
                 "subscription_id": t.target.subscription_id,
                 "resource_group": t.target.resource_group,
                 "kind": t.target.kind,
+                "named": named,
+                "final": [] if named else final,
+                "ledger": {} if named else ledger_tags(plan.settings.prefix, {c.name for c in desired} - foreign_kept),
                 "rules": rules,
                 "stale": [{"name": c.name, "start": c.range.first, "end": c.range.last} for c in t.of("delete")],
                 "unmanaged": [{"name": r.name, "start": r.range.first, "end": r.range.last} for r in t.unmanaged],
@@ -114,6 +124,10 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
     }
 
 
+def _entry_order(entry: str) -> tuple[int, str]:
+    return (ipv4_number(entry.split("/")[0]) if entry[:1].isdigit() else -1, entry)
+
+
 # Filters for quoting values safely in each language.
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
@@ -137,6 +151,11 @@ def _csv(values: list[Any]) -> str:
     return out.getvalue()
 
 
+def _fail(message: str) -> str:
+    """For templates: refuse what the format cannot express, instead of writing something wrong."""
+    raise RenderError(message)
+
+
 def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
     """Every output file by relative path, rendered in memory so that a failure writes nothing."""
     import jinja2
@@ -158,6 +177,7 @@ def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
         autoescape=False,
     )
     env.filters.update(json=_json, hcl=_hcl, bicep=_bicep, sh=shlex.quote, ps=_ps, csv=_csv)
+    env.globals["fail"] = _fail
     context = template_context(plan, options)
     files: dict[str, str] = {}
     for source in sources:
@@ -170,6 +190,8 @@ def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
                     files[out_name.replace("{target}", target["name"])] = template.render(context, target=target)
             else:
                 files[out_name] = template.render(context)
+        except RenderError as exc:
+            raise RenderError(f"{options.fmt}: {exc}; nothing was written") from exc
         except jinja2.TemplateError as exc:
             where = f"{source}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else str(source)
             raise RenderError(f"{where}: template error: {exc.message or exc}") from exc

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import hcl2
 import pytest
@@ -20,6 +22,7 @@ from allowlist.emulator.state import FirewallRule
 from allowlist.render import FORMATS
 from tests.cli_helpers import cli, write_config
 from tests.conftest import SQL1, SQL2
+from tests.test_backends import ALL, backend_estate
 
 Cap = pytest.CaptureFixture[str]
 GOLDEN = Path(__file__).parent / "golden" / "render"
@@ -27,17 +30,24 @@ Rule = tuple[str, str, str, str]  # (server name, rule name, start, end)
 
 
 @pytest.fixture
+def estate() -> dict[str, Any]:
+    return backend_estate()
+
+
+@pytest.fixture
 def config(cli_env: Emulator, tmp_path: Path) -> Path:
-    """Both servers; sql-one already holds one rule allowlist keeps and one it would remove."""
+    """Every kind of back end; sql-one already holds one rule allowlist keeps and one it would remove,
+    and the Cosmos DB account holds someone's entry."""
     rules = cli_env.state.servers[SQL1.lower()].rules
     rules["allowlist-30.0.0.1"] = FirewallRule("allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1")
     rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
-    return write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": [SQL1, SQL2]}])
+    targets = [SQL1, SQL2, *ALL.values()]
+    return write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": targets}], poll_interval=0)
 
 
-def render_all(capsys: Cap, out: Path, *extra: str) -> dict[str, dict[str, str]]:
+def render_all(capsys: Cap, out: Path, *extra: str, formats: tuple[str, ...] = FORMATS) -> dict[str, dict[str, str]]:
     rendered = {}
-    for fmt in FORMATS:
+    for fmt in formats:
         result = cli(capsys, "render", "--format", fmt, "--out", str(out / fmt), "-c", "allowlist.toml", *extra)
         assert result.code == 0, result.err
         rendered[fmt] = {p.name: p.read_text() for p in sorted((out / fmt).iterdir())}
@@ -45,17 +55,24 @@ def render_all(capsys: Cap, out: Path, *extra: str) -> dict[str, dict[str, str]]
 
 
 def managed_after_apply(emu: Emulator, capsys: Cap) -> set[Rule]:
+    """Named rules allowlist owns, and every entry of every address list, once apply has run."""
     assert cli(capsys, "apply", "--yes", "-c", "allowlist.toml").code == 0
+    lists = {a.id for a in emu.state.accounts.values()}
     return {
-        (server_id.rsplit("/", 1)[-1], r["name"], r["start"], r["end"])
-        for server_id, rules in emu.state.snapshot().items()
+        (resource_id.rsplit("/", 1)[-1], r["name"], r["start"], r["end"])
+        for resource_id, rules in emu.state.snapshot().items()
         for r in rules
-        if r["name"].startswith("allowlist-")
+        if r["name"].startswith("allowlist-") or resource_id in lists
     }
 
 
-def test_every_format_matches_its_golden_file(config: Path, tmp_path: Path, capsys: Cap) -> None:
-    rendered = render_all(capsys, tmp_path / "out")
+ALL_KINDS = tuple(f for f in FORMATS if f != "powershell")  # powershell writes Azure SQL only
+
+
+def test_every_format_matches_its_golden_file(config: Path, cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    rendered = render_all(capsys, tmp_path / "out", formats=ALL_KINDS)
+    write_config(tmp_path / "allowlist.toml", [{"name": "sql", "targets": [SQL1, SQL2]}])
+    rendered |= render_all(capsys, tmp_path / "out", formats=("powershell",))
     if os.environ.get("UPDATE_GOLDEN"):
         shutil.rmtree(GOLDEN, ignore_errors=True)
         for fmt, files in rendered.items():
@@ -70,38 +87,70 @@ def test_every_format_matches_its_golden_file(config: Path, tmp_path: Path, caps
 def test_every_format_holds_exactly_what_apply_makes(
     config: Path, cli_env: Emulator, tmp_path: Path, capsys: Cap
 ) -> None:
-    rendered = render_all(capsys, tmp_path / "out")
+    rendered = render_all(capsys, tmp_path / "out", formats=ALL_KINDS)
     parsed = {fmt: PARSERS[fmt](files) for fmt, files in rendered.items()}
+    parsed["azcli"] |= azcli_additions(rendered["azcli"])
     after_apply = managed_after_apply(cli_env, capsys)
     assert ("sql-one", "allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1") in after_apply  # kept
     assert not any(r[1] == "allowlist-5.5.5.5" for r in after_apply)  # removed
-    for fmt, rules in parsed.items():
-        assert rules == after_apply, fmt
+    assert ("pg-one", "allowlist-20_0_0_1-20_0_0_3", "20.0.0.1", "20.0.0.3") in after_apply
+    foreign = {r for r in after_apply if r[1] == "198.51.100.7"}  # kept in the lists, not allowlist's
+    assert len(foreign) == 2
+    for fmt in ("terraform", "arm", "bicep"):  # whole lists, as the account resources hold them
+        assert parsed[fmt] == after_apply, fmt
+    for fmt in ("azcli", "csv", "json"):  # allowlist's own rules and entries
+        assert parsed[fmt] == after_apply - foreign, fmt
+
+
+def test_powershell_refuses_what_it_cannot_write(config: Path, tmp_path: Path, capsys: Cap) -> None:
+    result = cli(capsys, "render", "-f", "powershell", "--out", str(tmp_path / "ps"), "-c", "allowlist.toml")
+    assert result.code == 1 and "the powershell format writes Azure SQL servers only" in result.err
+    assert not (tmp_path / "ps").exists()
 
 
 def parse_terraform(files: dict[str, str]) -> set[Rule]:
     (text,) = files.values()
     data = hcl2.loads(text)
-    entries = data["locals"][0]["allowlist_firewall_rules"]
     unquote = json.loads
     found = set()
-    for key, rule in entries.items():
-        server = unquote(rule["server_id"]).rsplit("/", 1)[-1]
-        name = unquote(rule["name"])
-        assert unquote(key) == f"{server}/{name}"  # static keys
-        found.add((server, name, unquote(rule["start_ip_address"]), unquote(rule["end_ip_address"])))
-    resource = data["resource"][0]['"azurerm_mssql_firewall_rule"']['"allowlist"']
-    assert resource["for_each"] == "${local.allowlist_firewall_rules}"
+    local_values = data["locals"][0]
+    for kind in ("sql", "postgresql", "mysql"):
+        for key, rule in local_values[f"allowlist_{kind}_firewall_rules"].items():
+            server = (
+                unquote(rule["server_name"]) if "server_name" in rule else unquote(rule["server_id"]).split("/")[-1]
+            )
+            name = unquote(rule["name"])
+            assert unquote(key) == f"{server}/{name}"  # static keys
+            found.add((server, name, unquote(rule["start_ip_address"]), unquote(rule["end_ip_address"])))
+    for kind in ("cosmosdb_ip_range_filter", "storage_ip_rules"):
+        for account_id, entries in local_values[f"allowlist_{kind}"].items():
+            found |= {_entry(unquote(account_id).rsplit("/", 1)[-1], unquote(e)) for e in entries}
+    resources = {unquote(k): v for block in data["resource"] for k, v in block.items()}
+    assert (
+        resources["azurerm_mssql_firewall_rule"]['"allowlist"']["for_each"] == "${local.allowlist_sql_firewall_rules}"
+    )
+    assert "azurerm_postgresql_flexible_server_firewall_rule" in resources
     return found
+
+
+def _entry(account: str, entry: str) -> Rule:
+    network = ipaddress.IPv4Network(entry, strict=False)
+    return (account, entry, str(network[0]), str(network[-1]))
 
 
 def parse_arm(files: dict[str, str]) -> set[Rule]:
     found = set()
-    for text in files.values():
+    for name, text in files.items():
         template = json.loads(text)
-        server = template["parameters"]["serverName"]["defaultValue"]
-        assert template["resources"][0]["type"] == "Microsoft.Sql/servers/firewallRules"
-        found |= {(server, r["name"], r["startIpAddress"], r["endIpAddress"]) for r in template["variables"]["rules"]}
+        if "resources" in template:  # a deployable template for a server
+            server = template["parameters"]["serverName"]["defaultValue"]
+            assert template["resources"][0]["type"].endswith("/firewallRules")
+            found |= {
+                (server, r["name"], r["startIpAddress"], r["endIpAddress"]) for r in template["variables"]["rules"]
+            }
+        else:  # parameters for the template that deploys an account
+            items = template["parameters"]["allowlistIpRules"]["value"]
+            found |= {_entry(name[: -len(".json")], i.get("ipAddressOrRange") or i["value"]) for i in items}
     return found
 
 
@@ -109,7 +158,11 @@ def parse_bicep(files: dict[str, str]) -> set[Rule]:
     found = set()
     for name, text in files.items():
         server = re.search(r"param serverName string = '([^']+)'", text)
-        assert server and name == f"{server.group(1)}.bicep"
+        if server is None:  # an account: the exported list
+            account = name[: -len(".bicep")]
+            found |= {_entry(account, e) for e in re.findall(r"\{ (?:ipAddressOrRange|value): '([^']+)'", text)}
+            continue
+        assert name == f"{server.group(1)}.bicep"
         found |= {
             (server.group(1), n, s, e)
             for n, s, e in re.findall(
@@ -122,9 +175,12 @@ def parse_bicep(files: dict[str, str]) -> set[Rule]:
 def parse_azcli(files: dict[str, str]) -> set[Rule]:
     (text,) = files.values()
     found = set()
-    for call in re.findall(r"^sync_server (.*?)(?:\n\n|\Z)", text.replace("\\\n", " "), re.S | re.M):
+    joined = text.replace("\\\n", " ")
+    for function, call in re.findall(r"^sync_(server|flexible) (.*?)(?:\n\n|\Z)", joined, re.S | re.M):
         words = shlex.split(call)
-        server, triples = words[2], words[3:]
+        # sync_server SUBSCRIPTION GROUP SERVER ...; sync_flexible SERVER_ID API_VERSION ...
+        server, triples = (words[2], words[3:]) if function == "server" else (words[0], words[2:])
+        server = server.rsplit("/", 1)[-1]
         found |= {(server, *triples[i : i + 3]) for i in range(0, len(triples), 3)}  # type: ignore[misc]
     return found
 
@@ -134,6 +190,16 @@ def parse_powershell(files: dict[str, str]) -> set[Rule]:
     found = set()
     for server, body in re.findall(r"-Server '([^']+)' -Rules @\(\n(.*?)\n\)", text, re.S):
         found |= {(server, *m) for m in re.findall(r"Name = '([^']+)'; Start = '([^']+)'; End = '([^']+)'", body)}  # type: ignore[misc]
+    return found
+
+
+def azcli_additions(files: dict[str, str]) -> set[Rule]:
+    """The az CLI script only adds to address lists: what it would add."""
+    (text,) = files.values()
+    found = set()
+    for call in re.findall(r"^add_to_list (.*?)(?:\n\n|\Z)", text.replace("\\\n", " "), re.S | re.M):
+        words = shlex.split(call)
+        found |= {_entry(words[3], e) for e in words[4:]}
     return found
 
 
@@ -228,5 +294,5 @@ def test_incomplete_discovery_fails_the_render(cli_env: Emulator, tmp_path: Path
 def test_render_usage_errors(config: Path, capsys: Cap) -> None:
     assert "unknown format 'yaml'" in cli(capsys, "render", "-f", "yaml", "-c", "allowlist.toml").err
     many = cli(capsys, "render", "-f", "bicep", "-c", "allowlist.toml")
-    assert many.code == 1 and "bicep writes 2 files here (one per server): give --out DIR" in many.err
+    assert many.code == 1 and "bicep writes 6 files here (one per server): give --out DIR" in many.err
     assert cli(capsys, "render", "-c", "allowlist.toml").code == 1  # --format is required

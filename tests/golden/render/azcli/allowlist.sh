@@ -9,7 +9,7 @@ set -euo pipefail
 
 PREFIX=allowlist-
 
-# sync_server SUBSCRIPTION GROUP SERVER [NAME START END]...
+# sync_server SUBSCRIPTION GROUP SERVER [NAME START END]...: Azure SQL servers.
 sync_server() {
   local subscription=$1 group=$2 server=$3
   shift 3
@@ -33,12 +33,100 @@ sync_server() {
     done
 }
 
+# sync_flexible SERVER_ID API_VERSION [NAME START END]...: PostgreSQL and MySQL flexible servers,
+# through the generic resource commands (stable across az versions; they wait for long-running writes).
+sync_flexible() {
+  local server=$1 api=$2
+  shift 2
+  local -a desired=()
+  while (($#)); do
+    desired+=("${1,,}")
+    az resource create --id "$server/firewallRules/$1" --api-version "$api" \
+      --properties "{\"startIpAddress\": \"$2\", \"endIpAddress\": \"$3\"}" --output none
+    shift 3
+  done
+  local name wanted
+  az rest --method get --url "$server/firewallRules?api-version=$api" --query "value[].name" --output tsv |
+    while IFS= read -r name; do
+      [[ -n "$name" && "${name,,}" == "${PREFIX,,}"* ]] || continue
+      for wanted in "${desired[@]}"; do
+        [[ "${name,,}" == "$wanted" ]] && continue 2
+      done
+      echo "removing stale rule $name from $server"
+      az resource delete --ids "$server/firewallRules/$name" --api-version "$api" --output none
+    done
+}
+
+# Cosmos DB and Storage hold one unnamed list. This script only adds missing entries: it cannot prove
+# which entries allowlist added, so it removes none and claims none (`allowlist apply` does both).
+# add_to_list KIND SUBSCRIPTION GROUP ACCOUNT ENTRY...
+add_to_list() {
+  local kind=$1 subscription=$2 group=$3 account=$4
+  shift 4
+  local -a where=(--subscription "$subscription" --resource-group "$group")
+  local current entry
+  if [[ "$kind" == cosmosdb ]]; then
+    current=$(az cosmosdb show "${where[@]}" --name "$account" --query "ipRules[].ipAddressOrRange" --output tsv)
+    if [[ -z "$current" ]]; then
+      echo "skipping $account: it has no IP rules, so it accepts every address; adding some would shut out everyone else" >&2
+      return 0
+    fi
+    local list=$current missing=0
+    for entry in "$@"; do
+      grep -qxF -- "$entry" <<< "$current" || { list+=$'\n'"$entry"; missing=1; }
+    done
+    if ((missing)); then
+      az cosmosdb update "${where[@]}" --name "$account" --ip-range-filter "$(paste -sd, <<< "$list")" --output none
+    fi
+  else
+    current=$(az storage account show "${where[@]}" --name "$account" \
+      --query "networkRuleSet.ipRules[].ipAddressOrRange" --output tsv)
+    for entry in "$@"; do
+      grep -qxF -- "$entry" <<< "$current" ||
+        az storage account network-rule add "${where[@]}" --account-name "$account" --ip-address "$entry" --output none
+    done
+  fi
+}
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforMySQL/flexibleServers/my-one
+sync_flexible /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforMySQL/flexibleServers/my-one 2023-12-30 \
+  allowlist-20_0_0_1-20_0_0_3 20.0.0.1 20.0.0.3 \
+  allowlist-30_0_0_1 30.0.0.1 30.0.0.1 \
+  allowlist-40_0_0_9 40.0.0.9 40.0.0.9 \
+  allowlist-50_0_0_1-50_0_0_2 50.0.0.1 50.0.0.2
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one
+sync_flexible /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one 2024-08-01 \
+  allowlist-20_0_0_1-20_0_0_3 20.0.0.1 20.0.0.3 \
+  allowlist-30_0_0_1 30.0.0.1 30.0.0.1 \
+  allowlist-40_0_0_9 40.0.0.9 40.0.0.9 \
+  allowlist-50_0_0_1-50_0_0_2 50.0.0.1 50.0.0.2
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DocumentDB/databaseAccounts/cos-one
+add_to_list cosmosdb 11111111-1111-4111-8111-111111111111 rg-data cos-one \
+  20.0.0.1 \
+  20.0.0.2/31 \
+  30.0.0.1 \
+  40.0.0.9 \
+  50.0.0.1 \
+  50.0.0.2
+
 # /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-one
 sync_server 11111111-1111-4111-8111-111111111111 rg-data sql-one \
   allowlist-20.0.0.1-20.0.0.3 20.0.0.1 20.0.0.3 \
   allowlist-30.0.0.1 30.0.0.1 30.0.0.1 \
   allowlist-40.0.0.9 40.0.0.9 40.0.0.9 \
   allowlist-50.0.0.1-50.0.0.2 50.0.0.1 50.0.0.2
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/st-one
+add_to_list storage 11111111-1111-4111-8111-111111111111 rg-data st-one \
+  20.0.0.1 \
+  20.0.0.2 \
+  20.0.0.3 \
+  30.0.0.1 \
+  40.0.0.9 \
+  50.0.0.1 \
+  50.0.0.2
 
 # /subscriptions/22222222-2222-4222-8222-222222222222/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-two
 sync_server 22222222-2222-4222-8222-222222222222 rg-data sql-two \

@@ -4,7 +4,7 @@
 //   az deployment group create --subscription 11111111-1111-4111-8111-111111111111 --resource-group rg-data --template-file sql-one.bicep
 // An incremental deployment adds and updates these rules; it removes none.
 
-@description('The SQL logical server whose firewall these rules belong to.')
+@description('The server whose firewall these rules belong to.')
 param serverName string = 'sql-one'
 
 resource server 'Microsoft.Sql/servers@2023-08-01' existing = {

@@ -4,7 +4,7 @@
 //   az deployment group create --subscription 22222222-2222-4222-8222-222222222222 --resource-group rg-data --template-file sql-two.bicep
 // An incremental deployment adds and updates these rules; it removes none.
 
-@description('The SQL logical server whose firewall these rules belong to.')
+@description('The server whose firewall these rules belong to.')
 param serverName string = 'sql-two'
 
 resource server 'Microsoft.Sql/servers@2023-08-01' existing = {

@@ -4,7 +4,7 @@
 
 locals {
   # Static keys (server/rule), so for_each never meets "known after apply".
-  allowlist_firewall_rules = {
+  allowlist_sql_firewall_rules = {
     "sql-one/allowlist-20.0.0.1-20.0.0.3" = {
       server_id        = "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-one"
       name             = "allowlist-20.0.0.1-20.0.0.3"
@@ -54,13 +54,110 @@ locals {
       end_ip_address   = "50.0.0.2"
     }
   }
+  # Static keys (server/rule), so for_each never meets "known after apply".
+  allowlist_postgresql_firewall_rules = {
+    "pg-one/allowlist-20_0_0_1-20_0_0_3" = {
+      server_id        = "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one"
+      name             = "allowlist-20_0_0_1-20_0_0_3"
+      start_ip_address = "20.0.0.1"
+      end_ip_address   = "20.0.0.3"
+    }
+    "pg-one/allowlist-30_0_0_1" = {
+      server_id        = "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one"
+      name             = "allowlist-30_0_0_1"
+      start_ip_address = "30.0.0.1"
+      end_ip_address   = "30.0.0.1"
+    }
+    "pg-one/allowlist-40_0_0_9" = {
+      server_id        = "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one"
+      name             = "allowlist-40_0_0_9"
+      start_ip_address = "40.0.0.9"
+      end_ip_address   = "40.0.0.9"
+    }
+    "pg-one/allowlist-50_0_0_1-50_0_0_2" = {
+      server_id        = "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg-one"
+      name             = "allowlist-50_0_0_1-50_0_0_2"
+      start_ip_address = "50.0.0.1"
+      end_ip_address   = "50.0.0.2"
+    }
+  }
+  # Static keys (server/rule), so for_each never meets "known after apply".
+  allowlist_mysql_firewall_rules = {
+    "my-one/allowlist-20_0_0_1-20_0_0_3" = {
+      resource_group_name = "rg-data"
+      server_name         = "my-one"
+      name                = "allowlist-20_0_0_1-20_0_0_3"
+      start_ip_address    = "20.0.0.1"
+      end_ip_address      = "20.0.0.3"
+    }
+    "my-one/allowlist-30_0_0_1" = {
+      resource_group_name = "rg-data"
+      server_name         = "my-one"
+      name                = "allowlist-30_0_0_1"
+      start_ip_address    = "30.0.0.1"
+      end_ip_address      = "30.0.0.1"
+    }
+    "my-one/allowlist-40_0_0_9" = {
+      resource_group_name = "rg-data"
+      server_name         = "my-one"
+      name                = "allowlist-40_0_0_9"
+      start_ip_address    = "40.0.0.9"
+      end_ip_address      = "40.0.0.9"
+    }
+    "my-one/allowlist-50_0_0_1-50_0_0_2" = {
+      resource_group_name = "rg-data"
+      server_name         = "my-one"
+      name                = "allowlist-50_0_0_1-50_0_0_2"
+      start_ip_address    = "50.0.0.1"
+      end_ip_address      = "50.0.0.2"
+    }
+  }
+  # The whole list per account (entries others added included, as read at render time): use it as
+  # azurerm_cosmosdb_account.ip_range_filter and merge the ledger tags below into the account's tags.
+  allowlist_cosmosdb_ip_range_filter = {
+    "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DocumentDB/databaseAccounts/cos-one" = ["20.0.0.1", "20.0.0.2/31", "30.0.0.1", "40.0.0.9", "50.0.0.1", "50.0.0.2", "198.51.100.7"]
+  }
+  allowlist_cosmosdb_ip_range_filter_ledger_tags = {
+    "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DocumentDB/databaseAccounts/cos-one" = {
+      "allowlist-owned-0" = "20.0.0.1 20.0.0.2/31 30.0.0.1 40.0.0.9 50.0.0.1 50.0.0.2"
+    }
+  }
+  # The whole list per account (entries others added included, as read at render time): use it as
+  # azurerm_storage_account_network_rules.ip_rules and merge the ledger tags below into the account's tags.
+  allowlist_storage_ip_rules = {
+    "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/st-one" = ["20.0.0.1", "20.0.0.2", "20.0.0.3", "30.0.0.1", "40.0.0.9", "50.0.0.1", "50.0.0.2", "198.51.100.7"]
+  }
+  allowlist_storage_ip_rules_ledger_tags = {
+    "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/st-one" = {
+      "allowlist-owned-0" = "20.0.0.1 20.0.0.2 20.0.0.3 30.0.0.1 40.0.0.9 50.0.0.1 50.0.0.2"
+    }
+  }
 }
 
 resource "azurerm_mssql_firewall_rule" "allowlist" {
-  for_each = local.allowlist_firewall_rules
+  for_each = local.allowlist_sql_firewall_rules
 
   name             = each.value.name
   server_id        = each.value.server_id
   start_ip_address = each.value.start_ip_address
   end_ip_address   = each.value.end_ip_address
+}
+
+resource "azurerm_postgresql_flexible_server_firewall_rule" "allowlist" {
+  for_each = local.allowlist_postgresql_firewall_rules
+
+  name             = each.value.name
+  server_id        = each.value.server_id
+  start_ip_address = each.value.start_ip_address
+  end_ip_address   = each.value.end_ip_address
+}
+
+resource "azurerm_mysql_flexible_server_firewall_rule" "allowlist" {
+  for_each = local.allowlist_mysql_firewall_rules
+
+  name                = each.value.name
+  resource_group_name = each.value.resource_group_name
+  server_name         = each.value.server_name
+  start_ip_address    = each.value.start_ip_address
+  end_ip_address      = each.value.end_ip_address
 }
