@@ -138,7 +138,7 @@ def plan_target(
     unmanaged = tuple(sorted(r for r in existing if r.name.casefold() not in managed))
 
     creates, updates, keeps = [], [], []
-    for key, (name, rng, needed_by) in sorted(wanted.items()):
+    for key, (name, rng, needed_by) in sorted(wanted.items(), key=lambda item: (item[1][1], item[0])):
         # An address list entry someone else added already serves: keep it, never claim it.
         current = managed.get(key) if capabilities.named_ranges else present.get(key)
         if current is None:
@@ -147,7 +147,8 @@ def plan_target(
             updates.append(Change("update", current.name, rng, previous=current.range, apps=needed_by))
         else:
             keeps.append(Change("keep", current.name, rng, apps=needed_by))
-    stale = [Change("delete", r.name, r.range) for key, r in sorted(managed.items()) if key not in wanted]
+    stale = [Change("delete", r.name, r.range) for r in sorted(mine, key=lambda r: (r.range, r.name.casefold()))
+             if r.name.casefold() not in wanted]  # fmt: skip
     deletes, withheld = ([], stale) if incomplete else (stale, [])
     limit = settings.rule_limit or capabilities.default_rule_limit
     final_count = len(existing) + len(creates) - len(deletes)

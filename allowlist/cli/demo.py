@@ -19,10 +19,10 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
     estate = load_estate(demo_estate_path())
     scope = load_scope(demo_estate_path().with_name("demo-config.toml"))
     with Emulator(estate.state, page_size=estate.page_size) as emu:
-        clients = ArmClients(
-            ArmSettings(endpoint=emu.base_url, ca_bundle=str(emu.ca_path), retry_backoff=0),
-            StaticTokenCredential("demo-token"),
+        settings = ArmSettings(
+            endpoint=emu.base_url, ca_bundle=str(emu.ca_path), poll_interval=scope.settings.poll_interval
         )
+        clients = ArmClients(settings, StaticTokenCredential("demo-token"))
         o.note(f"Demo estate served by the local ARM emulator at {emu.base_url}\n")
         o.note("== 1. allowlist ips: every app and the addresses it connects from")
         o.emit(render_apps(discover(scope, clients).apps, fmt, verbose))

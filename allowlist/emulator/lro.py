@@ -101,8 +101,14 @@ class Operations:
                 return Response(200, self._status_body(op, request))
             return Response(200, op.result) if op.result is not None else Response(204)
 
-        action = f"{namespace}/locations/operationResults/read"
         return [
-            route("GET", base + "/azureAsyncOperation/{operationId}", status, action),
-            route("GET", base + "/operationResults/{operationId}", result, action),
+            route(
+                "GET",
+                base + "/azureAsyncOperation/{operationId}",
+                status,
+                f"{namespace}/locations/azureAsyncOperation/read",
+            ),
+            route(
+                "GET", base + "/operationResults/{operationId}", result, f"{namespace}/locations/operationResults/read"
+            ),
         ]
