@@ -26,7 +26,8 @@ app = typer.Typer(
     name="allowlist",
     help="Keep database firewalls in step with the addresses Azure App Service apps really connect from.\n\n"
     "Reads possibleOutboundIpAddresses of every web app, function app and slot in scope, and plans or applies "
-    "the matching firewall rules on Azure SQL servers. Rules it creates carry a prefix (default 'allowlist-'); "
+    "the matching firewall rules on Azure SQL, PostgreSQL and MySQL flexible servers, Cosmos DB and Storage. "
+    "Rules it creates carry a prefix (default 'allowlist-'); "
     "it never touches any other rule.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

@@ -49,7 +49,7 @@ TargetOpt = Annotated[
         "--target",
         "-t",
         metavar="RESOURCE_ID",
-        help="Resource ID of a SQL server to sync. Repeatable.",
+        help="Resource ID of a server or account to sync. Repeatable.",
         rich_help_panel=SCOPE,
     ),
 ]
