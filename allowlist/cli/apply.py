@@ -34,7 +34,6 @@ def apply(
     from allowlist.apply import apply_plan, check_fresh, check_safe
     from allowlist.planfile import load_plan, plan_to_data
     from allowlist.report import render_plan, render_result
-    from allowlist.sync import make_plan
 
     fmt, verbose = common.format, common.verbose
     if plan_file is not None:
@@ -44,10 +43,7 @@ def apply(
         clients = o.make_clients(common.arm_endpoint, plan.settings)
         check_fresh(plan, clients)
     else:
-        scope = o.resolve_scope(common)
-        clients = o.make_clients(common.arm_endpoint, scope.settings)
-        common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
-        plan, _ = make_plan(scope, clients)
+        plan, _, clients = o.plan_for(common)
     if fmt != "json":
         o.emit(render_plan(plan, fmt, verbose))
     check_safe(plan, force)

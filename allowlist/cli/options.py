@@ -19,6 +19,7 @@ from allowlist.errors import ConfigError
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
     from allowlist.config import Scope, Settings
+    from allowlist.planner import Plan
     from allowlist.report import Format
 
 DEFAULT_CONFIG = Path("allowlist.toml")
@@ -283,6 +284,17 @@ def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
             f"(looked for {path or DEFAULT_CONFIG})"
         )
     return scope
+
+
+def plan_for(common: Common) -> tuple[Plan, Scope, ArmClients]:
+    """What plan, apply and render share: the scope, the clients, and a fresh plan."""
+    from allowlist.sync import make_plan
+
+    scope = resolve_scope(common)
+    clients = make_clients(common.arm_endpoint, scope.settings)
+    common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
+    plan, _ = make_plan(scope, clients)
+    return plan, scope, clients
 
 
 def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:

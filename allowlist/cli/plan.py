@@ -24,12 +24,8 @@ def plan(
     """Show the firewall changes that would bring every target in step with its apps. Writes nothing."""
     from allowlist.planfile import save_plan
     from allowlist.report import render_plan
-    from allowlist.sync import make_plan
 
-    scope = o.resolve_scope(common)
-    clients = o.make_clients(common.arm_endpoint, scope.settings)
-    common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
-    result, _ = make_plan(scope, clients)
+    result, _, _ = o.plan_for(common)
     o.emit(render_plan(result, common.format, common.verbose))
     if out is not None:
         save_plan(result, out)

@@ -37,12 +37,8 @@ def render(
     """Write the rules apply would make as Terraform, Bicep, ARM, az CLI, PowerShell, CSV or JSON."""
     from allowlist.render import RenderOptions, write_files
     from allowlist.render import render as render_files
-    from allowlist.sync import make_plan
 
-    scope = o.resolve_scope(common)
-    clients = o.make_clients(common.arm_endpoint, scope.settings)
-    common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
-    plan, _ = make_plan(scope, clients)
+    plan, scope, _ = o.plan_for(common)
     options = RenderOptions(
         fmt=fmt,
         templates=templates,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from allowlist.azure import ArmClients
 from allowlist.model import TargetRef
@@ -10,6 +11,17 @@ from allowlist.targets.base import Capabilities, Target
 
 # Rules the services create themselves for "allow Azure services": never ours, whatever the prefix.
 ALLOW_AZURE_SQL = ("AllowAllWindowsAzureIps",)
+
+# PostgreSQL and MySQL flexible servers: the same rule model, names of letters, digits, '-' and '_'.
+_FLEXIBLE = Capabilities(
+    label="PostgreSQL flexible server",
+    named_ranges=True,
+    ipv6=False,
+    default_rule_limit=128,
+    long_running_writes=True,
+    name_pattern=r"^[-\w]{1,128}$",
+    name_dots_as="_",
+)
 
 CAPABILITIES: dict[str, Capabilities] = {
     "sql": Capabilities(
@@ -20,24 +32,8 @@ CAPABILITIES: dict[str, Capabilities] = {
         long_running_writes=False,
         protected_names=ALLOW_AZURE_SQL,
     ),
-    "postgresql": Capabilities(
-        label="PostgreSQL flexible server",
-        named_ranges=True,
-        ipv6=False,
-        default_rule_limit=128,
-        long_running_writes=True,
-        name_pattern=r"^[-\w]{1,128}$",
-        name_dots_as="_",
-    ),
-    "mysql": Capabilities(
-        label="MySQL flexible server",
-        named_ranges=True,
-        ipv6=False,
-        default_rule_limit=128,
-        long_running_writes=True,
-        name_pattern=r"^[-\w]{1,128}$",
-        name_dots_as="_",
-    ),
+    "postgresql": _FLEXIBLE,
+    "mysql": replace(_FLEXIBLE, label="MySQL flexible server"),
     "cosmosdb": Capabilities(
         label="Cosmos DB account",
         named_ranges=False,

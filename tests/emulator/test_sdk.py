@@ -249,3 +249,12 @@ def test_include_slots_lists_slots_across_pages(emulator: Emulator) -> None:
     assert [s.name for s in listed] == ["web-a", "web-a/staging", "web-b"]
     pages = [r for r in emulator.requests if r.path.endswith("/rg-web/providers/Microsoft.Web/sites")]
     assert len(pages) == 2 and "includeSlots=true" in pages[1].query  # the nextLink keeps the filter
+
+
+def test_each_server_list_holds_only_its_own_type(estate: dict[str, Any]) -> None:
+    from allowlist.emulator import build_estate
+
+    estate["postgresql_servers"] = [{"subscription": SUB1, "resource_group": "rg-data", "name": "pg-one"}]
+    loaded = build_estate(estate)
+    with Emulator(loaded.state) as emu:
+        assert [s.name for s in sql(emu).servers.list()] == ["sql-one"]

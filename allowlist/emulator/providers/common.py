@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from allowlist.emulator.http import ArmError, Request, not_found
-from allowlist.emulator.state import State
+from allowlist.emulator.http import JSON, ArmError, Request, Response, not_found, page
+from allowlist.emulator.state import DbServer, FirewallRule, State
 
 T = TypeVar("T")
 
@@ -36,3 +36,50 @@ def find_resource(request: Request, state: State, table: Mapping[str, T], resour
     if found is None:
         raise not_found(resource_type, p[name_param], p["resourceGroupName"])
     return found
+
+
+class NamedRuleReads:
+    """The read side every server with named firewall rules shares: list servers, find, list and get rules."""
+
+    def __init__(
+        self,
+        resource_type: str,
+        page_size: int,
+        server_body: Callable[[DbServer], JSON],
+        rule_body: Callable[[DbServer, FirewallRule], JSON],
+    ) -> None:
+        self.resource_type = resource_type
+        self.page_size = page_size
+        self.server_body = server_body
+        self.rule_body = rule_body
+
+    def find(self, request: Request, state: State) -> DbServer:
+        return find_resource(request, state, state.servers, self.resource_type, "serverName")
+
+    def list_servers(self, request: Request, state: State) -> Response:
+        require_subscription(request, state)
+        sub = request.params["subscriptionId"].lower()
+        with state.lock:
+            found = sorted(
+                (
+                    s
+                    for s in state.servers.values()
+                    if s.type == self.resource_type and s.subscription_id.lower() == sub
+                ),
+                key=lambda s: s.id.lower(),
+            )
+            return page(request, [self.server_body(s) for s in found], self.page_size)
+
+    def list_rules(self, request: Request, state: State) -> Response:
+        with state.lock:
+            server = self.find(request, state)
+            ordered = sorted(server.rules.values(), key=lambda r: r.name.lower())
+            return page(request, [self.rule_body(server, r) for r in ordered], self.page_size)
+
+    def get_rule(self, request: Request, state: State) -> Response:
+        with state.lock:
+            server = self.find(request, state)
+            rule = server.rules.get(request.params["ruleName"].lower())
+            if rule is None:
+                raise not_found(f"{self.resource_type}/firewallRules", f"{server.name}/{request.params['ruleName']}")
+            return Response(200, self.rule_body(server, rule))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
+from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, route
 from allowlist.emulator.lro import Operations
-from allowlist.emulator.providers.common import find_resource, require_subscription
+from allowlist.emulator.providers.common import NamedRuleReads
 from allowlist.emulator.providers.sql import parse_rule
 from allowlist.emulator.state import MYSQL, POSTGRESQL, DbServer, FirewallRule, State
 
@@ -48,29 +48,8 @@ def routes(
     rules = servers + "/{serverName}/firewallRules"
     pattern = NAME_PATTERNS[resource_type]
 
-    def find(request: Request, state: State) -> DbServer:
-        return find_resource(request, state, state.servers, resource_type, "serverName")
-
-    def list_servers(request: Request, state: State) -> Response:
-        require_subscription(request, state)
-        sub = request.params["subscriptionId"].lower()
-        with state.lock:
-            found = [s for s in state.servers.values() if s.type == resource_type and s.subscription_id.lower() == sub]
-            return page(request, [server_body(s) for s in sorted(found, key=lambda s: s.id.lower())], page_size)
-
-    def list_rules(request: Request, state: State) -> Response:
-        with state.lock:
-            server = find(request, state)
-            ordered = sorted(server.rules.values(), key=lambda r: r.name.lower())
-            return page(request, [rule_body(server, r) for r in ordered], page_size)
-
-    def get_rule(request: Request, state: State) -> Response:
-        with state.lock:
-            server = find(request, state)
-            rule = server.rules.get(request.params["ruleName"].lower())
-            if rule is None:
-                raise not_found(f"{resource_type}/firewallRules", f"{server.name}/{request.params['ruleName']}")
-            return Response(200, rule_body(server, rule))
+    reads = NamedRuleReads(resource_type, page_size, server_body, rule_body)
+    find = reads.find
 
     def put_rule(request: Request, state: State) -> Response:
         name = request.params["ruleName"]
@@ -117,9 +96,9 @@ def routes(
 
     kind = resource_type
     return [
-        route("GET", "/subscriptions/{subscriptionId}/providers/" + resource_type, list_servers, f"{kind}/read"),
-        route("GET", rules, list_rules, f"{kind}/firewallRules/read"),
-        route("GET", rules + "/{ruleName}", get_rule, f"{kind}/firewallRules/read"),
+        route("GET", "/subscriptions/{subscriptionId}/providers/" + resource_type, reads.list_servers, f"{kind}/read"),
+        route("GET", rules, reads.list_rules, f"{kind}/firewallRules/read"),
+        route("GET", rules + "/{ruleName}", reads.get_rule, f"{kind}/firewallRules/read"),
         route("PUT", rules + "/{ruleName}", put_rule, f"{kind}/firewallRules/write"),
         route("DELETE", rules + "/{ruleName}", delete_rule, f"{kind}/firewallRules/delete"),
         *operations.routes(namespace),

@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
-from allowlist.emulator.providers.common import find_resource, require_subscription
+from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, route
+from allowlist.emulator.providers.common import NamedRuleReads
 from allowlist.emulator.state import SQL, DbServer, FirewallRule, State
 
 SERVER_READ = "Microsoft.Sql/servers/read"
@@ -99,33 +99,12 @@ def routes(page_size: int) -> list[Route]:
     servers = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Sql/servers"
     rules = servers + "/{serverName}/firewallRules"
 
-    def find(request: Request, state: State) -> DbServer:
-        return find_resource(request, state, state.servers, "Microsoft.Sql/servers", "serverName")
-
-    def list_servers(request: Request, state: State) -> Response:
-        require_subscription(request, state)
-        sub = request.params["subscriptionId"].lower()
-        with state.lock:
-            found = [s for s in state.servers.values() if s.subscription_id.lower() == sub]
-            return page(request, [server_body(s) for s in sorted(found, key=lambda s: s.id.lower())], page_size)
+    reads = NamedRuleReads(SQL, page_size, server_body, rule_body)
+    find = reads.find
 
     def get_server(request: Request, state: State) -> Response:
         with state.lock:
             return Response(200, server_body(find(request, state)))
-
-    def list_rules(request: Request, state: State) -> Response:
-        with state.lock:
-            server = find(request, state)
-            ordered = sorted(server.rules.values(), key=lambda r: r.name.lower())
-            return page(request, [rule_body(server, r) for r in ordered], page_size)
-
-    def get_rule(request: Request, state: State) -> Response:
-        with state.lock:
-            server = find(request, state)
-            rule = server.rules.get(request.params["ruleName"].lower())
-            if rule is None:
-                raise not_found("Microsoft.Sql/servers/firewallRules", f"{server.name}/{request.params['ruleName']}")
-            return Response(200, rule_body(server, rule))
 
     def put_rule(request: Request, state: State) -> Response:
         name = request.params["ruleName"]
@@ -182,13 +161,13 @@ def routes(page_size: int) -> list[Route]:
         route(
             "GET",
             "/subscriptions/{subscriptionId}/providers/Microsoft.Sql/servers",
-            list_servers,
+            reads.list_servers,
             SERVER_READ,
         ),
         route("GET", servers + "/{serverName}", get_server, SERVER_READ),
-        route("GET", rules, list_rules, RULE_READ),
+        route("GET", rules, reads.list_rules, RULE_READ),
         route("PUT", rules, replace_rules, RULE_WRITE),
-        route("GET", rules + "/{ruleName}", get_rule, RULE_READ),
+        route("GET", rules + "/{ruleName}", reads.get_rule, RULE_READ),
         route("PUT", rules + "/{ruleName}", put_rule, RULE_WRITE),
         route("DELETE", rules + "/{ruleName}", delete_rule, RULE_DELETE),
     ]
