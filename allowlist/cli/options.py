@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
+from allowlist.azure import ENDPOINT_ENV
 from allowlist.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ EndpointOpt = Annotated[
     typer.Option(
         "--arm-endpoint",
         metavar="URL",
-        envvar="ALLOWLIST_ARM_ENDPOINT",
+        envvar=ENDPOINT_ENV,
         help="ARM endpoint: sovereign clouds, Azure Stack, the emulator. Default https://management.azure.com.",
         show_default=False,
     ),
