@@ -5,6 +5,7 @@ The SDK is imported inside functions so `allowlist --help` starts fast.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
@@ -98,65 +99,30 @@ class ArmClients:
             options["connection_verify"] = s.ca_bundle
         return options
 
-    def _get(self, service: str, subscription_id: str) -> Any:
+    def client(self, service: str, subscription_id: str = "") -> Any:
+        """The SDK client for a service (a key of CLIENTS) in one subscription, made once."""
         key = (service, subscription_id.lower())
         credential = self.credential
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = _build(service, credential, subscription_id, self._options())
+                module, name = CLIENTS[service]
+                cls = getattr(importlib.import_module(module), name)
+                args = (credential,) if service == "subscriptions" else (credential, subscription_id)
+                client = self._clients[key] = cls(*args, **self._options())
             return client
 
-    def subscriptions(self) -> Any:
-        return self._get("subscriptions", "")
 
-    def web(self, subscription_id: str) -> Any:
-        return self._get("web", subscription_id)
-
-    def sql(self, subscription_id: str) -> Any:
-        return self._get("sql", subscription_id)
-
-    def postgresql(self, subscription_id: str) -> Any:
-        return self._get("postgresql", subscription_id)
-
-    def mysql(self, subscription_id: str) -> Any:
-        return self._get("mysql", subscription_id)
-
-    def cosmosdb(self, subscription_id: str) -> Any:
-        return self._get("cosmosdb", subscription_id)
-
-    def storage(self, subscription_id: str) -> Any:
-        return self._get("storage", subscription_id)
-
-
-def _build(service: str, credential: TokenCredential, subscription_id: str, options: dict[str, Any]) -> Any:
-    if service == "subscriptions":
-        from azure.mgmt.resource.subscriptions import SubscriptionClient
-
-        return SubscriptionClient(credential, **options)
-    if service == "web":
-        from azure.mgmt.web import WebSiteManagementClient
-
-        return WebSiteManagementClient(credential, subscription_id, **options)
-    if service == "postgresql":
-        from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
-
-        return PostgreSQLManagementClient(credential, subscription_id, **options)
-    if service == "mysql":
-        from azure.mgmt.mysqlflexibleservers import MySQLManagementClient
-
-        return MySQLManagementClient(credential, subscription_id, **options)
-    if service == "cosmosdb":
-        from azure.mgmt.cosmosdb import CosmosDBManagementClient
-
-        return CosmosDBManagementClient(credential, subscription_id, **options)
-    if service == "storage":
-        from azure.mgmt.storage import StorageManagementClient
-
-        return StorageManagementClient(credential, subscription_id, **options)
-    from azure.mgmt.sql import SqlManagementClient
-
-    return SqlManagementClient(credential, subscription_id, **options)
+# Imported on first use, so `allowlist --help` never loads the SDK.
+CLIENTS = {
+    "subscriptions": ("azure.mgmt.resource.subscriptions", "SubscriptionClient"),
+    "web": ("azure.mgmt.web", "WebSiteManagementClient"),
+    "sql": ("azure.mgmt.sql", "SqlManagementClient"),
+    "postgresql": ("azure.mgmt.postgresqlflexibleservers", "PostgreSQLManagementClient"),
+    "mysql": ("azure.mgmt.mysqlflexibleservers", "MySQLManagementClient"),
+    "cosmosdb": ("azure.mgmt.cosmosdb", "CosmosDBManagementClient"),
+    "storage": ("azure.mgmt.storage", "StorageManagementClient"),
+}
 
 
 def list_raw(client: Any, path: str, **query: str) -> Iterator[dict[str, Any]]:

@@ -162,7 +162,7 @@ def plan_target(
         withheld=tuple(withheld),
         incomplete=tuple(incomplete),
         blockers=tuple(
-            _blockers(settings, capabilities, creates + updates, len(existing), final_count, limit, len(unmanaged))
+            _blockers(settings, capabilities, creates + updates, final_count, limit, len(unmanaged))
             + _list_blockers(capabilities, firewall, len(existing), final_count, prefix, mine, creates, deletes)
         ),
         threshold=_threshold(len(managed), len(deletes), len(wanted), settings),
@@ -175,7 +175,6 @@ def _blockers(
     settings: Settings,
     capabilities: Capabilities,
     writes: list[Change],
-    existing: int,
     final_count: int,
     limit: int,
     unmanaged: int,

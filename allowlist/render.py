@@ -80,8 +80,9 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
         rules = [_rule(c, t) for c in desired]
         named = CAPABILITIES[t.target.kind].named_ranges
         # Address lists are written whole: what the list holds after apply, other entries included.
-        final = sorted({r.name for r in t.unmanaged} | {c.name for c in desired}, key=_entry_order)
-        foreign_kept = {c.name for c in t.keeps if c.name in {r.name for r in t.unmanaged}}
+        others = {r.name for r in t.unmanaged}
+        final = sorted(others | {c.name for c in desired}, key=_entry_order)
+        foreign_kept = {c.name for c in t.keeps} & others
         targets.append(
             {
                 "id": t.target.id,

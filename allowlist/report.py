@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from allowlist.addresses import merge_ranges
 from allowlist.apply import ApplyResult
@@ -107,25 +107,28 @@ def render_plan(plan: Plan, fmt: Format, verbose: bool = False) -> str:
     return plan_text(plan, verbose)
 
 
+def result_to_data(result: ApplyResult) -> dict[str, Any]:
+    return {
+        "format": "allowlist-apply-result",
+        "version": 1,
+        "ok": result.ok,
+        "summary": {a: result.count(a) for a in ("create", "update", "delete")},
+        "targets": [
+            {
+                "id": t.target.id,
+                "ok": t.ok,
+                "done": [{"action": c.action, "name": c.name} for c in t.done],
+                "failed": [{"action": c.action, "name": c.name, "error": e} for c, e in t.failed],
+                "skipped": [{"action": c.action, "name": c.name} for c in t.skipped],
+            }
+            for t in result.targets
+        ],
+    }
+
+
 def render_result(result: ApplyResult, fmt: Format) -> str:
     if fmt == "json":
-        data = {
-            "format": "allowlist-apply-result",
-            "version": 1,
-            "ok": result.ok,
-            "summary": {a: result.count(a) for a in ("create", "update", "delete")},
-            "targets": [
-                {
-                    "id": t.target.id,
-                    "ok": t.ok,
-                    "done": [{"action": c.action, "name": c.name} for c in t.done],
-                    "failed": [{"action": c.action, "name": c.name, "error": e} for c, e in t.failed],
-                    "skipped": [{"action": c.action, "name": c.name} for c in t.skipped],
-                }
-                for t in result.targets
-            ],
-        }
-        return json.dumps(data, indent=2) + "\n"
+        return json.dumps(result_to_data(result), indent=2) + "\n"
     lines = []
     for t in result.targets:
         counts = ", ".join(f"{sum(c.action == a for c in t.done)} {w}" for a, w in _WORDS)

@@ -26,7 +26,7 @@ def baseline(clients: ArmClients, subscriptions: list[str], targets: list[Target
     """What teams script today: list app names, GET every app and slot one by one, then each firewall."""
     apps = 0
     for sub in subscriptions:
-        web = clients.web(sub).web_apps
+        web = clients.client("web", sub).web_apps
         for site in list(web.list()):
             group = site.id.split("/")[4]
             full = web.get(group, site.name)
@@ -36,7 +36,11 @@ def baseline(clients: ArmClients, subscriptions: list[str], targets: list[Target
                 to_egress(web.get_slot(group, site.name, slot.name.split("/")[-1]), "possible")
                 apps += 1
     for target in targets:
-        list(clients.sql(target.subscription_id).firewall_rules.list_by_server(target.resource_group, target.name))
+        list(
+            clients.client("sql", target.subscription_id).firewall_rules.list_by_server(
+                target.resource_group, target.name
+            )
+        )
     return apps
 
 

@@ -128,7 +128,7 @@ def test_write_order_makes_room_before_overflowing_creates() -> None:
 
 
 def discovery(apps, issues=()):  # type: ignore[no-untyped-def]
-    return Discovery(tuple(apps), tuple(issues), (SUB1, SUB2))
+    return Discovery(tuple(apps), tuple(issues))
 
 
 def test_build_plan_maps_gaps_to_the_targets_they_feed() -> None:

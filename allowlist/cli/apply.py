@@ -33,7 +33,7 @@ def apply(
     """Create the missing rules, then remove the stale ones allowlist owns. Asks first unless --yes."""
     from allowlist.apply import apply_plan, check_fresh, check_safe
     from allowlist.planfile import load_plan, plan_to_data
-    from allowlist.report import render_plan, render_result
+    from allowlist.report import render_plan, render_result, result_to_data
 
     fmt, verbose = common.format, common.verbose
     if plan_file is not None:
@@ -60,8 +60,7 @@ def apply(
             return EXIT_ERROR
     result = apply_plan(plan, clients, force=force)
     if fmt == "json":
-        o.emit(json.dumps({"plan": plan_to_data(plan), "result": json.loads(render_result(result, fmt))}, indent=2))
-        o.emit("\n")
+        o.emit(json.dumps({"plan": plan_to_data(plan), "result": result_to_data(result)}, indent=2) + "\n")
     else:
         o.emit(render_result(result, fmt))
     if not result.ok:

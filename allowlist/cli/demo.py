@@ -12,7 +12,6 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
     from allowlist.config import load_scope
     from allowlist.emulator import Emulator, demo_estate_path, load_estate
     from allowlist.report import render_apps, render_plan, render_result
-    from allowlist.sources.appservice import discover
     from allowlist.sync import make_plan
 
     fmt = o.Common(output=output).format
@@ -24,10 +23,10 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
         )
         clients = ArmClients(settings, StaticTokenCredential("demo-token"))
         o.note(f"Demo estate served by the local ARM emulator at {emu.base_url}\n")
+        first, discovery = make_plan(scope, clients)
         o.note("== 1. allowlist ips: every app and the addresses it connects from")
-        o.emit(render_apps(discover(scope, clients).apps, fmt, verbose))
+        o.emit(render_apps(discovery.apps, fmt, verbose))
         o.note("\n== 2. allowlist plan: what would change (nothing is written)")
-        first, _ = make_plan(scope, clients)
         o.emit(render_plan(first, fmt, verbose))
         o.note("\n== 3. allowlist apply --yes: creates first, then removes stale rules allowlist owns")
         result = apply_plan(first, clients)

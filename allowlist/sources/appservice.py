@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from allowlist.addresses import parse_address_list
 from allowlist.azure import ArmClients, describe, list_raw, raise_if_auth
 from allowlist.config import AddressSource, Scope
 from allowlist.model import AppEgress
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,6 @@ class DiscoveryIssue:
 class Discovery:
     apps: tuple[AppEgress, ...]
     issues: tuple[DiscoveryIssue, ...]
-    subscriptions: tuple[str, ...]  # the subscriptions that were listed
 
 
 def discover(scope: Scope, clients: ArmClients) -> Discovery:
@@ -65,42 +61,36 @@ def discover(scope: Scope, clients: ArmClients) -> Discovery:
         apps.extend(to_egress(raw, settings.addresses) for raw in found if "/slots/" in str(raw.get("id", "")))
     apps.sort(key=lambda a: a.id.lower())
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
-    return Discovery(tuple(apps), tuple(issues), tuple(subscriptions))
+    return Discovery(tuple(apps), tuple(issues))
 
 
 def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
     explicit = set(scope.subscriptions)
     if not scope.all_subscriptions:
         return sorted(explicit)
-    found, issue = _collect(
-        lambda: clients.subscriptions().subscriptions.list(),
-        lambda s: s.subscription_id.lower() if s.state in ("Enabled", "Warning", "PastDue") else None,
-    )
+    found, issue = _collect(lambda: list_raw(clients.client("subscriptions"), "/subscriptions"))
     if issue is not None:
         issues.append(DiscoveryIssue("/subscriptions", f"subscriptions could not be listed: {issue}"))
-    return sorted(explicit | {s for s in found if s})
+    usable = {s["subscriptionId"].lower() for s in found if s.get("state") in ("Enabled", "Warning", "PastDue")}
+    return sorted(explicit | usable)
 
 
 def _list_sites(clients: ArmClients, subscription_id: str) -> tuple[list[dict[str, Any]], str | None]:
     path = f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites"
-    return _collect(lambda: list_raw(clients.web(subscription_id), path), _same)
+    return _collect(lambda: list_raw(clients.client("web", subscription_id), path))
 
 
 def _list_group_slots(clients: ArmClients, subscription_id: str, group: str) -> tuple[list[dict[str, Any]], str | None]:
     path = f"/subscriptions/{subscription_id}/resourceGroups/{quote(group)}/providers/Microsoft.Web/sites"
-    return _collect(lambda: list_raw(clients.web(subscription_id), path, includeSlots="true"), _same)
+    return _collect(lambda: list_raw(clients.client("web", subscription_id), path, includeSlots="true"))
 
 
-def _same(item: dict[str, Any]) -> dict[str, Any]:
-    return item
-
-
-def _collect(pager: Callable[[], Iterable[T]], convert: Callable[[T], R]) -> tuple[list[R], str | None]:
+def _collect(pager: Callable[[], Iterable[dict[str, Any]]]) -> tuple[list[dict[str, Any]], str | None]:
     """Read a whole paged list; on failure return what there was and why (auth failures stop the run)."""
-    items: list[R] = []
+    items: list[dict[str, Any]] = []
     try:
         for item in pager():
-            items.append(convert(item))
+            items.append(item)
     except Exception as exc:  # an SDK or transport error: any part we cannot read is a gap
         raise_if_auth(exc)
         return items, describe(exc)

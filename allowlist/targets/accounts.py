@@ -90,7 +90,7 @@ class CosmosTarget(_AddressList):
     entry_key = "ipAddressOrRange"
 
     def _client(self) -> Any:
-        return self._clients.cosmosdb(self.ref.subscription_id).database_accounts
+        return self._clients.client("cosmosdb", self.ref.subscription_id).database_accounts
 
     def _get(self) -> Mapping[str, Any]:
         return self._client().get(self.ref.resource_group, self.ref.name)  # type: ignore[no-any-return]
@@ -111,7 +111,7 @@ class StorageTarget(_AddressList):
     entry_key = "value"
 
     def _client(self) -> Any:
-        return self._clients.storage(self.ref.subscription_id).storage_accounts
+        return self._clients.client("storage", self.ref.subscription_id).storage_accounts
 
     def _get(self) -> Mapping[str, Any]:
         return self._client().get_properties(self.ref.resource_group, self.ref.name)  # type: ignore[no-any-return]

@@ -37,8 +37,7 @@ class _NamedRules:
         self._clients = clients
 
     def _ops(self) -> Any:
-        client = getattr(self._clients, self.ref.kind)(self.ref.subscription_id)
-        return client.firewall_rules
+        return self._clients.client(self.ref.kind, self.ref.subscription_id).firewall_rules
 
     def read(self, prefix: str) -> Firewall:
         del prefix  # named rules carry their ownership in their names
