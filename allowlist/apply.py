@@ -1,18 +1,31 @@
-"""Executing a Plan: safety first, then per target creates before deletes, targets in parallel."""
+"""Executing a Plan: through the gate, under a lease per target, in the order the planner chose.
+
+For each target with changes: take its lease (skip it if another run holds one), read its firewall
+again, and if it changed since the plan's read, plan that target again from what is there now, adding
+and never deleting this time (the other writer may have known apps this run does not). Then write in
+the planner's order, which keeps every needed address covered at every step. A failed create does not
+stop the other creates, but every delete after it is withheld: it may have relied on that create.
+"""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
-from allowlist.azure import ArmClients, describe, raise_if_auth
-from allowlist.errors import PlanFileError, UnsafePlanError
-from allowlist.model import TargetRef
-from allowlist.planner import Change, Plan, TargetPlan, fingerprint
-from allowlist.sync import read_targets
-from allowlist.targets.base import ListTarget, RuleTarget, TargetWriteError
-from allowlist.targets.registry import open_target
+from allowlist.armerrors import describe, raise_if_fatal
+from allowlist.azure import ArmClients
+from allowlist.findings import Finding, Kind
+from allowlist.gate import Mode, decide
+from allowlist.model import IpRange, TargetRef
+from allowlist.planner import Change, Plan, TargetPlan, fingerprint, plan_target
+from allowlist.sync import read_target
+from allowlist.targets.base import Firewall, ListTarget, RuleTarget, TargetWriteError
+from allowlist.targets.lease import Lease, new_run_id
+from allowlist.targets.registry import capabilities, open_target
+
+LEASE_SETTLE = 1.0  # seconds between writing leases and reading them back
 
 
 @dataclass(frozen=True)
@@ -20,11 +33,12 @@ class TargetResult:
     target: TargetRef
     done: tuple[Change, ...] = ()
     failed: tuple[tuple[Change, str], ...] = ()
-    skipped: tuple[Change, ...] = ()  # not tried because an earlier write to this target failed
+    skipped: tuple[Change, ...] = ()  # not tried: a delete after a failed write, or no room
+    findings: tuple[Finding, ...] = ()  # why the target was skipped or only partly done
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.findings
 
 
 @dataclass(frozen=True)
@@ -35,45 +49,16 @@ class ApplyResult:
     def ok(self) -> bool:
         return all(t.ok for t in self.targets)
 
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for t in self.targets for f in t.findings)
+
     def count(self, action: str) -> int:
         return sum(1 for t in self.targets for c in t.done if c.action == action)
 
 
-def check_safe(plan: Plan, force: bool) -> None:
-    problems = plan.problems(force)
-    if problems:
-        raise UnsafePlanError("the plan is unsafe, nothing was written:\n  " + "\n  ".join(problems))
-
-
-def check_fresh(plan: Plan, clients: ArmClients) -> None:
-    """Refuse a saved plan when any target's rules changed since it was made."""
-    live = read_targets([t.target for t in plan.targets], clients, plan.settings.concurrency, plan.settings.prefix)
-    stale = []
-    for target_plan in plan.targets:
-        firewall = live[target_plan.target.key]
-        if isinstance(firewall, str):
-            stale.append(f"{target_plan.target.id}: {firewall}")
-        elif target_plan.error is None and fingerprint(firewall) != target_plan.fingerprint:
-            stale.append(f"{target_plan.target.id}: its firewall rules changed since the plan was made")
-    if stale:
-        raise PlanFileError("the saved plan is stale, nothing was written; run plan again:\n  " + "\n  ".join(stale))
-
-
-def write_order(target_plan: TargetPlan) -> list[Change]:
-    """Creates and updates before deletes, except the creates that would overflow the rule limit.
-
-    Those wait until stale rules are gone; stale rules hold no address any app in scope needs.
-    """
-    creates = [c for c in target_plan.changes if c.action != "delete"]
-    deletes = list(target_plan.of("delete"))
-    room = max(0, target_plan.rule_limit - target_plan.existing_count)
-    fits = [c for c in creates if c.action == "update"] + [c for c in creates if c.action == "create"][:room]
-    later = [c for c in creates if c not in fits]
-    return fits + deletes + later
-
-
 def _failure(exc: Exception, target_plan: TargetPlan) -> str:
-    raise_if_auth(exc)
+    raise_if_fatal(exc)
     reason = str(exc) if isinstance(exc, TargetWriteError) else describe(exc)
     if isinstance(exc, TargetWriteError) and exc.limit_hit:
         reason += (
@@ -83,26 +68,35 @@ def _failure(exc: Exception, target_plan: TargetPlan) -> str:
     return reason
 
 
-def _write_rules(target: RuleTarget, target_plan: TargetPlan) -> TargetResult:
-    steps = write_order(target_plan)
+def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease) -> TargetResult:
     done: list[Change] = []
-    for i, change in enumerate(steps):
+    failed: list[tuple[Change, str]] = []
+    skipped: list[Change] = []
+    count = target_plan.existing_count
+    for change in target_plan.changes:
+        if change.action == "delete" and failed:
+            skipped.append(change)  # it may rely on the write that failed
+            continue
+        if change.action == "create" and count >= target_plan.rule_limit:
+            skipped.append(change)  # its room was to come from a delete that was withheld
+            continue
+        lease.renew_if_due()
         try:
             if change.action == "delete":
                 target.delete_rule(change.name)
             else:
                 target.put_rule(change.name, change.range)
-        except Exception as exc:  # stop this target: a later delete may rely on this write
-            return TargetResult(
-                target_plan.target, tuple(done), ((change, _failure(exc, target_plan)),), tuple(steps[i + 1 :])
-            )
+        except Exception as exc:  # this write failed; the others go on where that is safe
+            failed.append((change, _failure(exc, target_plan)))
+            continue
+        count += 1 if change.action == "create" else -1
         done.append(change)
-    return TargetResult(target_plan.target, tuple(done))
+    return TargetResult(target_plan.target, tuple(done), tuple(failed), tuple(skipped))
 
 
 def _write_list(target: ListTarget, target_plan: TargetPlan, prefix: str) -> TargetResult:
     """One PATCH: additions and removals land together, with the ledger, so no window lacks an entry."""
-    add = [c.name for c in target_plan.changes if c.action != "delete"]
+    add = [c.name for c in target_plan.of("create")]
     remove = [c.name for c in target_plan.of("delete")]
     try:
         target.replace_entries(prefix, add, remove)
@@ -112,19 +106,63 @@ def _write_list(target: ListTarget, target_plan: TargetPlan, prefix: str) -> Tar
     return TargetResult(target_plan.target, target_plan.changes)
 
 
-def apply_plan(
-    plan: Plan,
-    clients: ArmClients,
-    force: bool = False,
-) -> ApplyResult:
-    check_safe(plan, force)
+def _replan(target_plan: TargetPlan, firewall: Firewall, plan: Plan) -> TargetPlan:
+    """The target changed after the plan read it: add what is missing, delete nothing this run."""
+    desired: dict[IpRange, tuple[str, ...]] = {c.range: c.apps for c in (*target_plan.keeps, *target_plan.of("create"))}
+    apps = [a for a in plan.apps if any(a.id in c.apps for c in target_plan.keeps + target_plan.changes)]
+    why = "its firewall changed after this run read it (another run or a person): deletes wait for the next run"
+    return plan_target(
+        target_plan.target, desired, firewall, plan.settings, capabilities(target_plan.target.kind), [why], apps
+    )
+
+
+def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmClients) -> TargetResult:
+    ref = target_plan.target
+    try:
+        firewall = read_target(ref, clients, plan.settings.prefix)
+        if isinstance(firewall, str):
+            return TargetResult(
+                ref, skipped=target_plan.changes, findings=(Finding(Kind.READ_FAILURE, firewall, ref.id),)
+            )
+        notes: tuple[Finding, ...] = ()
+        if fingerprint(firewall) != target_plan.fingerprint:
+            target_plan = _replan(target_plan, firewall, plan)
+            verdict = decide(target_plan.findings, "apply")
+            notes = tuple(f for f in target_plan.findings if f.kind == Kind.INCOMPLETE)
+            if not verdict.may_write:
+                return TargetResult(ref, skipped=target_plan.changes, findings=verdict.refused)
+        target = open_target(ref, clients)
+        if target.capabilities.named_ranges:
+            result = _write_rules(cast(RuleTarget, target), target_plan, lease)
+        else:
+            result = _write_list(cast(ListTarget, target), target_plan, plan.settings.prefix)
+        return TargetResult(ref, result.done, result.failed, result.skipped, notes)
+    finally:
+        lease.release()
+
+
+def apply_plan(plan: Plan, clients: ArmClients, mode: Mode = "apply", force: bool = False) -> ApplyResult:
+    """Write the plan's changes. The gate decides first; a refused plan writes nothing."""
+    decide(plan.findings, mode, force).enforce()
     work = [t for t in plan.targets if t.has_changes and t.error is None]
+    if not work:
+        return ApplyResult(())
+    run_id = new_run_id()
+    leases = {t.target.key: Lease(t.target, clients, plan.settings.prefix, run_id, plan.settings.lease_seconds)
+              for t in work}  # fmt: skip
+    width = max(plan.settings.concurrency, min(32, len(work)))  # leases are cheap reads and writes
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        refused = dict(zip(leases, pool.map(lambda lease: lease.offer(), leases.values()), strict=True))
+        if any(why is None for why in refused.values()):
+            time.sleep(LEASE_SETTLE)  # let a run that offered at the same moment write its lease too
+        confirmed = {k: why or leases[k].confirm() for k, why in refused.items()}
 
     def run(target_plan: TargetPlan) -> TargetResult:
-        target = open_target(target_plan.target, clients)
-        if target.capabilities.named_ranges:
-            return _write_rules(cast(RuleTarget, target), target_plan)
-        return _write_list(cast(ListTarget, target), target_plan, plan.settings.prefix)
+        why = confirmed[target_plan.target.key]
+        if why is not None:
+            finding = Finding(Kind.LEASE_HELD, why, target_plan.target.id)
+            return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
+        return _run_target(target_plan, leases[target_plan.target.key], plan, clients)
 
     with ThreadPoolExecutor(max_workers=plan.settings.concurrency) as pool:
         return ApplyResult(tuple(pool.map(run, work)))

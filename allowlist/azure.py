@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from allowlist.errors import AuthError
+from allowlist.armerrors import TOKEN_ENV
+from allowlist.errors import AllowlistError
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
 
 PUBLIC_ARM = "https://management.azure.com"
-TOKEN_ENV = "ALLOWLIST_ACCESS_TOKEN"
 ENDPOINT_ENV = "ALLOWLIST_ARM_ENDPOINT"
 
 
@@ -33,6 +33,7 @@ class ArmSettings:
     timeout: float = 60.0
     poll_interval: float = 5.0  # seconds between long-running operation polls, unless ARM says
     operation_timeout: float = 900.0  # longest wait for one long-running operation
+    deadline: float | None = None  # time.monotonic() by which the whole run must end (--timeout)
 
     @property
     def scope(self) -> str:
@@ -72,6 +73,7 @@ class ArmClients:
         self._credential = credential
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._transport: Any = None
 
     @property
     def credential(self) -> TokenCredential:
@@ -85,44 +87,103 @@ class ArmClients:
         options: dict[str, Any] = {
             "base_url": s.endpoint,
             "credential_scopes": [s.scope],
-            # azure-core also caps each kind of retry at 3 unless told: a 429 storm needs more.
-            "retry_total": s.retry_total,
-            "retry_status": s.retry_total,
-            "retry_connect": s.retry_total,
-            "retry_read": s.retry_total,
-            "retry_backoff_factor": s.retry_backoff,
-            "connection_timeout": s.timeout,
-            "read_timeout": s.timeout,
             "polling_interval": s.poll_interval,
         }
-        if s.ca_bundle:
-            options["connection_verify"] = s.ca_bundle
+        options["retry_policy"] = make_retry_policy(s)
+        options["transport"] = self._shared_transport()
         return options
 
+    def _shared_transport(self) -> Any:
+        """One connection pool for every client: TLS sessions are made once per connection, not per client."""
+        if self._transport is None:
+            import requests
+            from azure.core.pipeline.transport import RequestsTransport
+
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+            session.mount("https://", adapter)
+            s = self.settings
+            verify: dict[str, Any] = {"connection_verify": s.ca_bundle} if s.ca_bundle else {}
+            self._transport = RequestsTransport(
+                session=session, session_owner=False, connection_timeout=s.timeout, read_timeout=s.timeout, **verify
+            )
+        return self._transport
+
     def client(self, service: str, subscription_id: str = "") -> Any:
-        """The SDK client for a service (a key of CLIENTS) in one subscription, made once."""
+        """The SDK client for a source (a key of CLIENTS) or a back end's kind, in one subscription, made once."""
         key = (service, subscription_id.lower())
         credential = self.credential
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                module, name = CLIENTS[service]
+                module, name = client_spec(service)
                 cls = getattr(importlib.import_module(module), name)
                 args = (credential,) if service == "subscriptions" else (credential, subscription_id)
                 client = self._clients[key] = cls(*args, **self._options())
             return client
 
 
-# Imported on first use, so `allowlist --help` never loads the SDK.
+# The sources' clients; each back end names its own in its descriptor. Imported on first use, so
+# `allowlist --help` never loads the SDK.
 CLIENTS = {
     "subscriptions": ("azure.mgmt.resource.subscriptions", "SubscriptionClient"),
     "web": ("azure.mgmt.web", "WebSiteManagementClient"),
-    "sql": ("azure.mgmt.sql", "SqlManagementClient"),
-    "postgresql": ("azure.mgmt.postgresqlflexibleservers", "PostgreSQLManagementClient"),
-    "mysql": ("azure.mgmt.mysqlflexibleservers", "MySQLManagementClient"),
-    "cosmosdb": ("azure.mgmt.cosmosdb", "CosmosDBManagementClient"),
-    "storage": ("azure.mgmt.storage", "StorageManagementClient"),
 }
+
+
+class RunTimeout(AllowlistError):
+    """The run reached --timeout; what was written stays written."""
+
+
+def make_retry_policy(settings: ArmSettings) -> Any:
+    """azure-core's retries, with three changes: errors no retry can help (an untrusted certificate, an
+    unknown host, a refused connection) fail at once; a PATCH that carries If-Match is retried after a
+    dropped connection, since it cannot clobber anything; and no attempt or wait passes the deadline."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    from allowlist.armerrors import unreachable
+
+    class ArmRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
+        def _is_method_retryable(self, retry_settings: Any, request: Any, response: Any = None) -> bool:
+            if request.method.upper() == "PATCH" and "If-Match" in request.headers:
+                return True
+            return bool(super()._is_method_retryable(retry_settings, request, response=response))
+
+        def increment(self, retry_settings: Any, response: Any = None, error: Any = None) -> bool:
+            if error is not None and unreachable(error) is not None:
+                return False
+            return bool(super().increment(retry_settings, response=response, error=error))
+
+        def send(self, request: Any) -> Any:
+            _check_deadline(settings.deadline)
+            return super().send(request)
+
+        def sleep(self, retry_settings: Any, transport: Any, response: Any = None) -> None:
+            _check_deadline(settings.deadline)
+            super().sleep(retry_settings, transport, response=response)
+            _check_deadline(settings.deadline)
+
+    # azure-core also caps each kind of retry at 3 unless told: a 429 storm needs more.
+    return ArmRetryPolicy(
+        retry_total=settings.retry_total,
+        retry_status=settings.retry_total,
+        retry_connect=settings.retry_total,
+        retry_read=settings.retry_total,
+        retry_backoff_factor=settings.retry_backoff,
+    )
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise RunTimeout("the run reached its --timeout; writes already made were kept, run again to finish")
+
+
+def client_spec(service: str) -> tuple[str, str]:
+    if service in CLIENTS:
+        return CLIENTS[service]
+    from allowlist.targets.registry import BACKENDS
+
+    return BACKENDS[service].client
 
 
 def list_raw(client: Any, path: str, **query: str) -> Iterator[dict[str, Any]]:
@@ -147,34 +208,3 @@ def list_raw(client: Any, path: str, **query: str) -> Iterator[dict[str, Any]]:
         url = body.get("nextLink")
         if url and "api-version=" not in url:
             url += f"{'&' if '?' in url else '?'}api-version={api_version}"
-
-
-def describe(exc: Exception) -> str:
-    """One line for an SDK error: status, ARM error code and message; never headers or tokens."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-
-    if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
-        return f"could not get a token: {_first_line(str(exc.message))}"
-    if isinstance(exc, HttpResponseError):
-        code = exc.error.code if exc.error is not None and exc.error.code else (exc.reason or "")
-        message = exc.error.message if exc.error is not None and exc.error.message else str(exc.message)
-        return f"{exc.status_code} {code}: {_first_line(message)}".strip()
-    return f"{type(exc).__name__}: {_first_line(str(exc))}"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def raise_if_auth(exc: Exception) -> None:
-    """A 401 or a credential that cannot get a token stops the whole run: nothing else would work."""
-    from azure.core.exceptions import ClientAuthenticationError
-
-    if isinstance(exc, ClientAuthenticationError):
-        hint = (
-            f" (sign in with `az login`, use a managed or workload identity, set AZURE_CLIENT_ID and friends, or "
-            f"give a token in {TOKEN_ENV})"
-            if exc.status_code is None
-            else ""
-        )
-        raise AuthError(f"authentication failed: {describe(exc)}{hint}") from exc

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from allowlist.errors import ConfigError
 from allowlist.model import AppEgress, TargetRef
+from allowlist.targets.registry import parse_target
 
 AddressSource = Literal["possible", "current"]
 RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:;\\/?]")
@@ -21,20 +22,39 @@ RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:;\\/?]")
 
 @dataclass(frozen=True)
 class Settings:
+    """Policy (what a plan decides, recorded in a saved plan) and runtime (how a run executes, not recorded)."""
+
+    # Policy
     prefix: str = "allowlist-"
     addresses: AddressSource = "possible"
     max_delete_percent: float = 30.0
     min_managed_for_percent: int = 10  # below this many managed rules the share check does not apply
     rule_limit: int | None = None  # None: each back end's own (SQL 128, Storage 400 ...)
     allow_wide_ranges: bool = False  # ranges wider than a /16 need this
+    # Runtime
     concurrency: int = 8
     retry_total: int = 6
     retry_backoff: float = 0.8
     poll_interval: float = 5.0  # seconds between polls of a long-running write (unless ARM says)
     operation_timeout: float = 900.0  # longest wait for one long-running write
+    timeout: float | None = None  # longest a whole run may take; None: no bound
+    lease_seconds: float = 600.0  # how long a target's lease lasts unless renewed
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
+
+    def policy(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in POLICY_KEYS}
+
+
+POLICY_KEYS = (
+    "prefix",
+    "addresses",
+    "max_delete_percent",
+    "min_managed_for_percent",
+    "rule_limit",
+    "allow_wide_ranges",
+)
 
 
 def check_prefix(prefix: str) -> None:
@@ -113,7 +133,9 @@ SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "prefix": str, "addresses": str, "max_delete_percent": (int, float), "min_managed_for_percent": int,
     "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
     "retry_backoff": (int, float), "poll_interval": (int, float), "operation_timeout": (int, float),
+    "timeout": (int, float), "lease_seconds": (int, float),
 }  # fmt: skip
+OPTIONAL_KEYS = {"rule_limit", "timeout"}
 SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots"}
 
 
@@ -177,6 +199,9 @@ def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settin
         expected = SETTINGS_KEYS.get(key)
         if expected is None:
             raise r.fail(f"settings.{key}", f"unknown setting (known: {', '.join(sorted(SETTINGS_KEYS))})")
+        if value is None and key in OPTIONAL_KEYS:  # only from a saved plan: TOML has no null
+            values[key] = None
+            continue
         if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise r.fail(f"settings.{key}", f"has the wrong type ({type(value).__name__})")
         values[key] = value
@@ -185,8 +210,8 @@ def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settin
         raise r.fail(f"{where}.addresses", "must be 'possible' (possibleOutboundIpAddresses) or 'current'")
     if not 0 <= values.get("max_delete_percent", 30) <= 100:
         raise r.fail(f"{where}.max_delete_percent", "must be between 0 and 100")
-    for key in ("rule_limit", "concurrency", "operation_timeout"):
-        if values.get(key, 1) < 1:
+    for key in ("rule_limit", "concurrency", "operation_timeout", "timeout", "lease_seconds"):
+        if values.get(key) is not None and values[key] < 1:
             raise r.fail(f"{where}.{key}", "must be at least 1")
     for key in ("min_managed_for_percent", "retry_total", "retry_backoff", "poll_interval"):
         if values.get(key, 0) < 0:
@@ -212,7 +237,7 @@ def _block(raw: Any, where: str, r: _Reader) -> SyncBlock:
     targets = []
     for i, target_id in enumerate(target_ids):
         try:
-            targets.append(TargetRef.parse(target_id))
+            targets.append(parse_target(target_id))
         except ConfigError as exc:
             raise r.fail(f"{where}.targets[{i}]", str(exc)) from exc
     tags = raw.get("tags", {})
@@ -260,7 +285,7 @@ def scope_from_flags(
     refs = []
     for target in targets:
         try:
-            refs.append(TargetRef.parse(target))
+            refs.append(parse_target(target))
         except ConfigError as exc:
             raise ConfigError(f"--target: {exc}") from exc
     return Scope(settings, (SyncBlock("flags", tuple(refs), selector),))

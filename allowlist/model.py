@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
-
-from allowlist.errors import ConfigError
 
 
 @dataclass(frozen=True, order=True)
@@ -82,44 +79,15 @@ class AppEgress:
         return self.name.split("/", 1)[1] if "/" in self.name else None
 
 
-_TARGET_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
-    r"(?P<type>Microsoft\.[A-Za-z]+/[A-Za-z]+)/(?P<name>[^/]+)/?$",
-    re.IGNORECASE,
-)
-# ARM type (lower-case) -> (its canonical spelling, the back end's kind)
-TARGET_TYPES = {
-    "microsoft.sql/servers": ("Microsoft.Sql/servers", "sql"),
-    "microsoft.dbforpostgresql/flexibleservers": ("Microsoft.DBforPostgreSQL/flexibleServers", "postgresql"),
-    "microsoft.dbformysql/flexibleservers": ("Microsoft.DBforMySQL/flexibleServers", "mysql"),
-    "microsoft.documentdb/databaseaccounts": ("Microsoft.DocumentDB/databaseAccounts", "cosmosdb"),
-    "microsoft.storage/storageaccounts": ("Microsoft.Storage/storageAccounts", "storage"),
-}
-
-
 @dataclass(frozen=True, order=True)
 class TargetRef:
-    """A back end whose firewall allowlist manages, named by its ARM resource ID."""
+    """A back end whose firewall allowlist manages, named by its ARM resource ID (parsed by the registry)."""
 
     subscription_id: str
     resource_group: str
     type: str
     name: str
     kind: str = field(default="sql", compare=False)
-
-    @classmethod
-    def parse(cls, resource_id: str) -> TargetRef:
-        m = _TARGET_ID.match(resource_id.strip())
-        if m is None:
-            raise ConfigError(
-                f"'{resource_id}' is not a resource ID of the form "
-                "/subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Sql/servers/NAME"
-            )
-        known = TARGET_TYPES.get(m["type"].lower())
-        if known is None:
-            supported = ", ".join(spelling for spelling, _ in TARGET_TYPES.values())
-            raise ConfigError(f"'{resource_id}': {m['type']} is not a supported target (supported: {supported})")
-        return cls(m["sub"].lower(), m["rg"], known[0], m["name"], known[1])
 
     @property
     def id(self) -> str:
@@ -138,3 +106,15 @@ class TargetRef:
 class ExistingRule:
     name: str
     range: IpRange
+
+
+@dataclass(frozen=True)
+class DiscoveryIssue:
+    scope: str  # the ARM scope that could not be read: a subscription or a resource group
+    message: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    apps: tuple[AppEgress, ...]
+    issues: tuple[DiscoveryIssue, ...]

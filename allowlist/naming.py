@@ -17,6 +17,25 @@ def rule_name(prefix: str, rule_range: IpRange, capabilities: Capabilities) -> s
     return prefix + str(rule_range).replace(".", capabilities.name_dots_as)
 
 
+def parse_rule_name(prefix: str, name: str, capabilities: Capabilities) -> IpRange | None:
+    """The range a name encodes, when it is exactly what `rule_name` writes for that range; else None.
+
+    Ownership is this grammar, not a bare prefix match: with prefix "o", "office-vpn" is not ours.
+    Names compare without case, as the services compare them.
+    """
+    if not name.casefold().startswith(prefix.casefold()):
+        return None
+    body = name[len(prefix) :]
+    if capabilities.name_dots_as != ".":
+        body = body.replace(capabilities.name_dots_as, ".")
+    first, _, last = body.partition("-")
+    try:
+        found = IpRange.parse(first, last or None)
+    except ValueError:
+        return None
+    return found if rule_name(prefix, found, capabilities).casefold() == name.casefold() else None
+
+
 def list_entries(rule_range: IpRange, capabilities: Capabilities) -> list[tuple[str, IpRange]]:
     """The fewest CIDR entries covering the range, single addresses written bare.
 

@@ -1,24 +1,28 @@
-"""The plan as JSON (schema `allowlist-plan`, version 1): what `--output json` prints and `--out` saves.
+"""The plan as JSON (schema `allowlist-plan`, version 2): what `--output json` prints and `--out` saves.
 
-The same document is read back by `apply FILE`, so it carries everything apply needs and nothing
-that varies between identical runs (no timestamps, everything sorted).
+A saved plan records its policy (prefix, thresholds, limits) and its scope, so `apply FILE` can
+rediscover the same apps and re-derive every safety check; it does not record runtime settings
+(concurrency, retries, timeouts). A digest over the content catches a file damaged or edited after it
+was saved. Nothing in it varies between identical runs (no timestamps, everything sorted).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from allowlist.config import Settings
+from allowlist.config import POLICY_KEYS, Scope, Selector, Settings, SyncBlock, override_settings
 from allowlist.errors import ConfigError, PlanFileError
-from allowlist.model import AppEgress, ExistingRule, IpRange, TargetRef
+from allowlist.findings import Finding, Kind
+from allowlist.model import AppEgress, DiscoveryIssue, ExistingRule, IpRange
 from allowlist.planner import Change, Plan, TargetPlan
-from allowlist.sources.appservice import DiscoveryIssue
+from allowlist.targets.registry import parse_target
 
 FORMAT = "allowlist-plan"
-VERSION = 1
+VERSION = 2
+ACTIONS = ("create", "delete", "keep")
 
 
 def _range(r: IpRange) -> dict[str, str]:
@@ -26,32 +30,58 @@ def _range(r: IpRange) -> dict[str, str]:
 
 
 def _change(c: Change) -> dict[str, Any]:
-    out: dict[str, Any] = {"action": c.action, "name": c.name, **_range(c.range), "apps": list(c.apps)}
-    if c.previous is not None:
-        out["previous"] = _range(c.previous)
-    return out
+    return {"action": c.action, "name": c.name, **_range(c.range), "apps": list(c.apps)}
 
 
 def app_to_data(a: AppEgress) -> dict[str, Any]:
-    data = asdict(a)
-    data["tags"] = dict(a.tags)
-    for key in ("ipv4", "ipv6", "warnings"):
-        data[key] = list(data[key])
-    return data
+    return {
+        "id": a.id,
+        "name": a.name,
+        "subscription_id": a.subscription_id,
+        "resource_group": a.resource_group,
+        "kind": a.kind,
+        "location": a.location,
+        "tags": dict(a.tags),
+        "ipv4": list(a.ipv4),
+        "ipv6": list(a.ipv6),
+        "source": a.source,
+        "pinned": a.pinned,
+        "reason": a.reason,
+        "warnings": list(a.warnings),
+    }
+
+
+def _scope(scope: Scope | None) -> list[dict[str, Any]] | None:
+    if scope is None:
+        return None
+    return [
+        {
+            "name": b.name,
+            "targets": [t.id for t in b.targets],
+            "subscriptions": list(b.selector.subscriptions),
+            "resource_groups": list(b.selector.resource_groups),
+            "names": list(b.selector.names),
+            "tags": dict(b.selector.tags),
+            "kinds": list(b.selector.kinds),
+            "slots": b.selector.slots,
+        }
+        for b in scope.blocks
+    ]
 
 
 def plan_to_data(plan: Plan) -> dict[str, Any]:
-    return {
+    data = {
         "format": FORMAT,
         "version": VERSION,
-        "settings": asdict(plan.settings),
+        "policy": plan.settings.policy(),
+        "scope": _scope(plan.scope),
         "summary": {
             "add": plan.count("create"),
-            "change": plan.count("update"),
             "remove": plan.count("delete"),
             "withheld": sum(len(t.withheld) for t in plan.targets),
             "targets": len(plan.targets),
             "apps": len(plan.apps),
+            "complete": plan.fully_read,
         },
         "targets": [
             {
@@ -65,20 +95,24 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
                 "keep": [_change(c) for c in t.keeps],
                 "withheld": [_change(c) for c in t.withheld],
                 "unmanaged": [{"name": r.name, **_range(r.range)} for r in t.unmanaged],
-                "incomplete": list(t.incomplete),
-                "blockers": list(t.blockers),
-                "threshold": t.threshold,
-                "warnings": list(t.warnings),
+                "findings": [{"kind": f.kind.value, "message": f.message} for f in t.findings],
             }
             for t in plan.targets
         ],
+        "findings": [{"kind": f.kind.value, "message": f.message, "target": f.target} for f in plan.extra],
         "apps": [app_to_data(a) for a in plan.apps],
         "issues": [{"scope": i.scope, "message": i.message} for i in plan.issues],
     }
+    return {**data, "digest": digest(data)}
+
+
+def digest(data: dict[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k != "digest"}
+    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def plan_to_json(plan: Plan) -> str:
-    return json.dumps(plan_to_data(plan), indent=2, sort_keys=False) + "\n"
+    return json.dumps(plan_to_data(plan), indent=2) + "\n"
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -90,7 +124,8 @@ def save_plan(plan: Plan, path: Path) -> None:
         raise PlanFileError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
 
 
-def load_plan(path: Path) -> Plan:
+def load_plan(path: Path, runtime: Settings | None = None) -> Plan:
+    """Read a saved plan; `runtime` supplies the settings a plan does not record."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -101,55 +136,123 @@ def load_plan(path: Path) -> Plan:
         raise PlanFileError(f'{path}: not an allowlist plan (expected "format": "{FORMAT}")')
     if data.get("version") != VERSION:
         raise PlanFileError(
-            f"{path}: plan version {data.get('version')!r} is not supported (this allowlist reads {VERSION})"
+            f"{path}: plan version {data.get('version')!r} is not supported (this allowlist reads {VERSION}); "
+            "run plan again"
+        )
+    if data.get("digest") != digest(data):
+        raise PlanFileError(
+            f"{path}: the plan was changed after it was saved (its digest does not match); run plan again"
         )
     try:
-        return plan_from_data(data)
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise PlanFileError(f"{path}: the plan is damaged: {exc}") from exc
+        return plan_from_data(data, runtime or Settings())
+    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+        raise PlanFileError(f"{path}: the plan is damaged: {_why(exc)}") from exc
+
+
+def _why(exc: Exception) -> str:
+    return f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"{what} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _texts(value: Any, what: str) -> tuple[str, ...]:
+    return tuple(_text(v, what) for v in _list(value, what))
 
 
 def _read_range(d: dict[str, Any]) -> IpRange:
-    return IpRange.parse(d["start"], d["end"])
+    return IpRange.parse(_text(d["start"], "start"), _text(d["end"], "end"))
 
 
-def _read_change(d: dict[str, Any]) -> Change:
-    previous = _read_range(d["previous"]) if "previous" in d else None
-    return Change(d["action"], d["name"], _read_range(d), previous, tuple(d.get("apps", [])))
+def _read_change(d: Any, allowed: tuple[str, ...]) -> Change:
+    if not isinstance(d, dict):
+        raise TypeError(f"a change must be an object, not {type(d).__name__}")
+    action = d["action"]
+    if action not in allowed:
+        raise ValueError(f"unknown action {action!r} in {d.get('name')!r} (allowed here: {', '.join(allowed)})")
+    return Change(action, _text(d["name"], "name"), _read_range(d), _texts(d.get("apps", []), "apps"))
 
 
-def plan_from_data(data: dict[str, Any]) -> Plan:
-    known = {f.name for f in fields(Settings)}
-    settings = Settings(**{k: v for k, v in data["settings"].items() if k in known})
-    targets = tuple(
-        TargetPlan(
-            target=TargetRef.parse(t["id"]),
-            rule_limit=int(t["rule_limit"]),
-            fingerprint=str(t["fingerprint"]),
-            changes=tuple(_read_change(c) for c in t["changes"]),
-            keeps=tuple(_read_change(c) for c in t["keep"]),
-            unmanaged=tuple(ExistingRule(r["name"], _read_range(r)) for r in t["unmanaged"]),
-            withheld=tuple(_read_change(c) for c in t["withheld"]),
-            incomplete=tuple(t["incomplete"]),
-            blockers=tuple(t["blockers"]),
-            threshold=t["threshold"],
-            error=t["error"],
-            existing_count=int(t["existing_count"]),
-            warnings=tuple(t["warnings"]),
+def _read_findings(items: Any, target: str) -> tuple[Finding, ...]:
+    out = []
+    for f in _list(items, "findings"):
+        try:
+            kind = Kind(f["kind"])
+        except ValueError as exc:
+            raise ValueError(f"unknown finding kind {f['kind']!r}") from exc
+        out.append(Finding(kind, _text(f["message"], "message"), f.get("target", target)))
+    return tuple(out)
+
+
+def _read_scope(blocks: Any, settings: Settings) -> Scope:
+    out = []
+    for b in _list(blocks, "scope"):
+        tags = b.get("tags", {})
+        if not isinstance(tags, dict):
+            raise TypeError("scope tags must be an object")
+        selector = Selector(
+            subscriptions=_texts(b.get("subscriptions", []), "subscriptions"),
+            resource_groups=_texts(b.get("resource_groups", []), "resource_groups"),
+            names=_texts(b.get("names", []), "names"),
+            tags=tuple(sorted((str(k), _text(v, "tag value")) for k, v in tags.items())),
+            kinds=_texts(b.get("kinds", []), "kinds"),
+            slots=bool(b.get("slots", True)),
         )
-        for t in data["targets"]
-    )
+        targets = tuple(parse_target(t) for t in _texts(b["targets"], "targets"))
+        out.append(SyncBlock(_text(b["name"], "name"), targets, selector))
+    return Scope(settings, tuple(out))
+
+
+def plan_from_data(data: dict[str, Any], runtime: Settings) -> Plan:
+    policy = data["policy"]
+    if not isinstance(policy, dict) or set(policy) != set(POLICY_KEYS):
+        raise ValueError(f"policy must hold exactly {', '.join(POLICY_KEYS)}")
+    settings = override_settings(runtime, policy, "policy")
+    targets = []
+    for t in _list(data["targets"], "targets"):
+        target = parse_target(_text(t["id"], "id"))
+        error = t.get("error")
+        targets.append(
+            TargetPlan(
+                target=target,
+                rule_limit=int(t["rule_limit"]),
+                fingerprint=_text(t["fingerprint"], "fingerprint"),
+                changes=tuple(_read_change(c, ("create", "delete")) for c in _list(t["changes"], "changes")),
+                keeps=tuple(_read_change(c, ("keep",)) for c in _list(t["keep"], "keep")),
+                unmanaged=tuple(ExistingRule(_text(r["name"], "name"), _read_range(r)) for r in t["unmanaged"]),
+                withheld=tuple(_read_change(c, ("delete",)) for c in _list(t["withheld"], "withheld")),
+                findings=_read_findings(t["findings"], target.id),
+                error=None if error is None else _text(error, "error"),
+                existing_count=int(t["existing_count"]),
+            )
+        )
     apps = tuple(
         AppEgress(
-            **{
-                **a,
-                "tags": tuple(sorted(a["tags"].items())),
-                "ipv4": tuple(a["ipv4"]),
-                "ipv6": tuple(a["ipv6"]),
-                "warnings": tuple(a["warnings"]),
-            }
+            id=_text(a["id"], "id"),
+            name=_text(a["name"], "name"),
+            subscription_id=_text(a["subscription_id"], "subscription_id"),
+            resource_group=_text(a["resource_group"], "resource_group"),
+            kind=_text(a["kind"], "kind"),
+            location=_text(a["location"], "location"),
+            tags=tuple(sorted((str(k), str(v)) for k, v in a["tags"].items())),
+            ipv4=_texts(a["ipv4"], "ipv4"),
+            ipv6=_texts(a["ipv6"], "ipv6"),
+            source=_text(a["source"], "source"),
+            pinned=bool(a["pinned"]),
+            reason=_text(a["reason"], "reason"),
+            warnings=_texts(a["warnings"], "warnings"),
         )
-        for a in data["apps"]
+        for a in _list(data["apps"], "apps")
     )
-    issues = tuple(DiscoveryIssue(i["scope"], i["message"]) for i in data["issues"])
-    return Plan(settings, targets, apps, issues)
+    issues = tuple(DiscoveryIssue(_text(i["scope"], "scope"), _text(i["message"], "message")) for i in data["issues"])
+    scope = _read_scope(data["scope"], settings) if data.get("scope") is not None else None
+    return Plan(settings, tuple(targets), apps, issues, scope, _read_findings(data.get("findings", []), ""))

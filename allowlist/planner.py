@@ -1,7 +1,8 @@
 """Pure planning: apps + what each target holds -> Plan. No network, no clock, no randomness.
 
 The same code plans every back end from its Capabilities: named ranges (SQL, PostgreSQL, MySQL) are
-owned through the rule-name prefix; address lists (Cosmos DB, Storage) through the ledger in tags.
+owned when their name parses as prefix + the range they hold; address lists (Cosmos DB, Storage)
+through the ledger in tags. What the plan finds is a list of typed findings; `gate.py` decides.
 """
 
 from __future__ import annotations
@@ -14,16 +15,20 @@ from typing import Literal
 
 from allowlist.addresses import ipv4_number, merge_numbers
 from allowlist.config import Scope, Settings
-from allowlist.model import AppEgress, ExistingRule, IpRange, TargetRef
-from allowlist.naming import list_entries, rule_name
-from allowlist.sources.appservice import Discovery, DiscoveryIssue
+from allowlist.findings import Finding, Kind
+from allowlist.gate import FORCEABLE, REFUSING
+from allowlist.model import AppEgress, Discovery, DiscoveryIssue, ExistingRule, IpRange, TargetRef
+from allowlist.naming import list_entries, parse_rule_name, rule_name
+from allowlist.ordering import order_writes
 from allowlist.targets.base import Capabilities, Firewall
 from allowlist.targets.ledger import TAGS_MAX, ledger_tags
-from allowlist.targets.registry import CAPABILITIES
+from allowlist.targets.registry import capabilities as capabilities_of
 
 WIDEST_PREFIX = 16  # ranges wider than a /16 need allow_wide_ranges
 
-Action = Literal["create", "update", "delete", "keep"]
+Action = Literal["create", "delete", "keep"]
+Ownership = Literal["managed", "tampered", "prefixed", "foreign"]
+_WARNING_KINDS = frozenset({Kind.TAMPERED, Kind.UNPARSED, Kind.WARNING})
 
 
 @dataclass(frozen=True, order=True)
@@ -31,7 +36,6 @@ class Change:
     action: Action
     name: str
     range: IpRange
-    previous: IpRange | None = None  # for an update: the range the rule holds now
     apps: tuple[str, ...] = ()  # IDs of the apps that need this range
 
 
@@ -40,19 +44,31 @@ class TargetPlan:
     target: TargetRef
     rule_limit: int
     fingerprint: str  # of the rules read, so a saved plan can be refused when they changed
-    changes: tuple[Change, ...] = ()  # creates and updates, then deletes; each group sorted by name
+    changes: tuple[Change, ...] = ()  # in the order apply writes them (see ordering.py)
     keeps: tuple[Change, ...] = ()
     unmanaged: tuple[ExistingRule, ...] = ()
     withheld: tuple[Change, ...] = ()  # deletes not made because discovery was incomplete
-    incomplete: tuple[str, ...] = ()  # why discovery for this target's scope is incomplete
-    blockers: tuple[str, ...] = ()  # the plan cannot be applied (rule limit, over-wide range)
-    threshold: str | None = None  # too many deletes: needs --force
+    findings: tuple[Finding, ...] = ()
     error: str | None = None  # the target's rules could not be read
     existing_count: int = 0
-    warnings: tuple[str, ...] = ()  # worth knowing, not blocking (e.g. same-region Storage)
 
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action == action)
+
+    def _messages(self, kinds: frozenset[Kind]) -> tuple[str, ...]:
+        return tuple(f.message for f in self.findings if f.kind in kinds)
+
+    @property
+    def incomplete(self) -> tuple[str, ...]:
+        return self._messages(frozenset({Kind.INCOMPLETE}))
+
+    @property
+    def blockers(self) -> tuple[str, ...]:
+        return self._messages(REFUSING | FORCEABLE)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self._messages(_WARNING_KINDS)
 
     @property
     def has_changes(self) -> bool:
@@ -65,6 +81,8 @@ class Plan:
     targets: tuple[TargetPlan, ...]
     apps: tuple[AppEgress, ...] = ()  # every app in scope of at least one target
     issues: tuple[DiscoveryIssue, ...] = ()
+    scope: Scope | None = None  # what was discovered, so a saved plan can be checked against today's apps
+    extra: tuple[Finding, ...] = ()  # findings about the plan as a whole (a saved plan's own check)
 
     def count(self, action: Action) -> int:
         return sum(len(t.of(action)) for t in self.targets)
@@ -74,22 +92,23 @@ class Plan:
         return any(t.has_changes for t in self.targets)
 
     @property
-    def incomplete(self) -> bool:
-        return any(t.incomplete or t.error for t in self.targets)
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for t in self.targets for f in t.findings) + self.extra
 
-    def problems(self, force: bool) -> list[str]:
-        """What stops apply before the first write; --force lifts only the delete threshold."""
-        found = [f"{t.target.name}: {b}" for t in self.targets for b in t.blockers]
-        if not force:
-            found += [f"{t.target.name}: {t.threshold}" for t in self.targets if t.threshold]
-        return found
+    @property
+    def fully_read(self) -> bool:
+        """Every scope and every target was read: only then may a plan say "No changes"."""
+        return not self.issues and not any(f.kind in (Kind.READ_FAILURE, Kind.INCOMPLETE) for f in self.findings)
 
 
-def is_managed(name: str, prefix: str, capabilities: Capabilities) -> bool:
-    """Named rules: allowlist's are those with its prefix, never a service's own "allow Azure" rule."""
+def ownership(name: str, held: IpRange, prefix: str, capabilities: Capabilities) -> Ownership:
+    """Named rules: allowlist's only when the name parses as prefix + range and holds that range."""
     if any(name.casefold() == p.casefold() for p in capabilities.protected_names):
-        return False
-    return name.casefold().startswith(prefix.casefold())
+        return "foreign"
+    encoded = parse_rule_name(prefix, name, capabilities)
+    if encoded is None:
+        return "prefixed" if name.casefold().startswith(prefix.casefold()) else "foreign"
+    return "managed" if encoded == held else "tampered"
 
 
 def fingerprint(firewall: Firewall) -> str:
@@ -121,10 +140,20 @@ def plan_target(
     incomplete: Sequence[str] = (),
     apps: Sequence[AppEgress] = (),
 ) -> TargetPlan:
-    prefix, existing = settings.prefix, firewall.rules
+    prefix, existing, tid = settings.prefix, firewall.rules, target.id
+    findings = [Finding(Kind.INCOMPLETE, reason, tid) for reason in incomplete]
+    findings += [Finding(Kind.WARNING, note, tid) for note in firewall.notes]
     wanted: dict[str, tuple[str, IpRange, tuple[str, ...]]] = {}
     if capabilities.named_ranges:
-        mine = [r for r in existing if is_managed(r.name, prefix, capabilities)]
+        owner = {r.name.casefold(): ownership(r.name, r.range, prefix, capabilities) for r in existing}
+        mine = [r for r in existing if owner[r.name.casefold()] == "managed"]
+        for r in existing:
+            if owner[r.name.casefold()] == "tampered":
+                findings.append(Finding(Kind.TAMPERED, f"rule '{r.name}' holds {r.range}, not the range its name "
+                                        "says: edited by someone, left alone", tid))  # fmt: skip
+            elif owner[r.name.casefold()] == "prefixed":
+                findings.append(Finding(Kind.UNPARSED, f"rule '{r.name}' carries the prefix but is not a name "
+                                        "allowlist writes: not managed, left alone", tid))  # fmt: skip
         for rng, needed_by in desired.items():
             name = rule_name(prefix, rng, capabilities)
             wanted[name.casefold()] = (name, rng, needed_by)
@@ -137,80 +166,92 @@ def plan_target(
     present = {r.name.casefold(): r for r in existing}
     unmanaged = tuple(sorted(r for r in existing if r.name.casefold() not in managed))
 
-    creates, updates, keeps = [], [], []
+    creates, keeps = [], []
     for key, (name, rng, needed_by) in sorted(wanted.items(), key=lambda item: (item[1][1], item[0])):
         # An address list entry someone else added already serves: keep it, never claim it.
         current = managed.get(key) if capabilities.named_ranges else present.get(key)
-        if current is None:
-            creates.append(Change("create", name, rng, apps=needed_by))
-        elif current.range != rng:  # someone edited our rule: put back what its name says
-            updates.append(Change("update", current.name, rng, previous=current.range, apps=needed_by))
-        else:
+        if current is not None:
             keeps.append(Change("keep", current.name, rng, apps=needed_by))
+        elif key in present:  # a rule of that name holds another range: never overwrite it
+            findings.append(Finding(Kind.NAME_TAKEN, f"cannot create '{name}' for {rng}: a rule of that name holds "
+                                    f"{present[key].range}; rename or delete it", tid))  # fmt: skip
+        else:
+            creates.append(Change("create", name, rng, apps=needed_by))
     stale = [Change("delete", r.name, r.range) for r in sorted(mine, key=lambda r: (r.range, r.name.casefold()))
              if r.name.casefold() not in wanted]  # fmt: skip
     deletes, withheld = ([], stale) if incomplete else (stale, [])
     limit = settings.rule_limit or capabilities.default_rule_limit
-    final_count = len(existing) + len(creates) - len(deletes)
+    final_count = firewall.count + len(creates) - len(deletes)
+    changes: list[Change] = creates + deletes
+    findings += _write_findings(settings, capabilities, creates, final_count, limit, len(unmanaged), tid)
+    if capabilities.named_ranges and final_count <= limit:
+        ordering = order_writes([r.range for r in existing], len(firewall.opaque), changes, limit, list(desired))
+        changes = list(ordering.writes)
+        if ordering.short:
+            findings.append(Finding(Kind.NO_ROOM, f"at its limit of {limit} rules, no order of writes keeps every "
+                                    f"needed address covered: it needs {ordering.short} more free rule(s) (remove "
+                                    "rules, or raise rule_limit if the server allows more)", tid))  # fmt: skip
+    findings += _list_findings(capabilities, firewall, final_count, prefix, mine, creates, deletes, tid)
+    threshold = delete_threshold(len(managed), len(deletes), len(wanted), settings)
+    if threshold:
+        findings.append(Finding(Kind.DELETE_THRESHOLD, threshold, tid))
+    findings += [Finding(Kind.WARNING, w, tid) for w in _region_warnings(capabilities, firewall, apps)]
     return TargetPlan(
         target=target,
         rule_limit=limit,
         fingerprint=fingerprint(firewall),
-        changes=tuple(creates + updates + deletes),
+        changes=tuple(changes),
         keeps=tuple(keeps),
         unmanaged=unmanaged,
         withheld=tuple(withheld),
-        incomplete=tuple(incomplete),
-        blockers=tuple(
-            _blockers(settings, capabilities, creates + updates, final_count, limit, len(unmanaged))
-            + _list_blockers(capabilities, firewall, len(existing), final_count, prefix, mine, creates, deletes)
-        ),
-        threshold=_threshold(len(managed), len(deletes), len(wanted), settings),
-        existing_count=len(existing),
-        warnings=firewall.notes + _region_warnings(capabilities, firewall, apps),
+        findings=tuple(findings),
+        existing_count=firewall.count,
     )
 
 
-def _blockers(
+def _write_findings(
     settings: Settings,
     capabilities: Capabilities,
-    writes: list[Change],
+    creates: list[Change],
     final_count: int,
     limit: int,
     unmanaged: int,
-) -> list[str]:
+    tid: str,
+) -> list[Finding]:
     found = [
-        f"rule name '{c.name}' is not valid for a {capabilities.label}: change the prefix"
-        for c in writes
+        Finding(
+            Kind.INVALID_NAME, f"rule name '{c.name}' is not valid for a {capabilities.label}: change the prefix", tid
+        )
+        for c in creates
         if capabilities.named_ranges and not capabilities.valid_name(c.name)
     ][:1]
     if not settings.allow_wide_ranges:
         found += [
-            f"range {c.range} holds {c.range.size} addresses, wider than a /{WIDEST_PREFIX}; "
-            "set allow_wide_ranges to permit it"
-            for c in writes
+            Finding(Kind.WIDE_RANGE, f"range {c.range} holds {c.range.size} addresses, wider than a /{WIDEST_PREFIX}; "
+                    "set allow_wide_ranges to permit it", tid)
+            for c in creates
             if c.range.size > 2 ** (32 - WIDEST_PREFIX)
-        ]
+        ]  # fmt: skip
     if final_count > limit:
-        found.append(
-            f"would hold {final_count} firewall rules ({unmanaged} not managed by allowlist), over the limit of {limit}"
-        )
+        found.append(Finding(Kind.RULE_LIMIT, f"would hold {final_count} firewall rules ({unmanaged} not managed by "
+                             f"allowlist), over the limit of {limit}", tid))  # fmt: skip
     return found
 
 
-def _list_blockers(
+def _list_findings(
     capabilities: Capabilities,
     firewall: Firewall,
-    existing: int,
     final_count: int,
     prefix: str,
     mine: list[ExistingRule],
     creates: list[Change],
     deletes: list[Change],
-) -> list[str]:
+    tid: str,
+) -> list[Finding]:
     if capabilities.named_ranges:
         return []
     found = []
+    existing = firewall.count
     if capabilities.empty_list_means_open and existing == 0 and creates:
         found.append(
             "it has no IP rules, so it accepts every address: adding rules would turn its firewall on and shut "
@@ -226,7 +267,7 @@ def _list_blockers(
             f"the ownership ledger needs {ledger} tags and the account has {firewall.tag_count} others, "
             f"over Azure's {TAGS_MAX} tags per resource"
         )
-    return found
+    return [Finding(Kind.LIST_SAFETY, message, tid) for message in found]
 
 
 def _region_warnings(capabilities: Capabilities, firewall: Firewall, apps: Sequence[AppEgress]) -> tuple[str, ...]:
@@ -241,7 +282,7 @@ def _region_warnings(capabilities: Capabilities, firewall: Firewall, apps: Seque
     )
 
 
-def _threshold(managed: int, deletes: int, wanted: int, settings: Settings) -> str | None:
+def delete_threshold(managed: int, deletes: int, wanted: int, settings: Settings) -> str | None:
     """octoDNS-style guard against a scope mistake wiping a firewall."""
     if deletes and deletes == managed and not wanted:
         return f"would remove all {managed} rules allowlist manages here and add none, force required"
@@ -284,10 +325,11 @@ def build_plan(
         apps = [a for a in discovery.apps if any(b.selector.matches(a) for b in blocks)]
         in_scope.update((a.id.lower(), a) for a in apps)
         firewall = existing[target.key]
-        capabilities = CAPABILITIES[target.kind]
+        capabilities = capabilities_of(target.kind)
         if isinstance(firewall, str):
             limit = scope.settings.rule_limit or capabilities.default_rule_limit
-            targets.append(TargetPlan(target, limit, fingerprint=fingerprint(Firewall(())), error=firewall))
+            failure = Finding(Kind.READ_FAILURE, firewall, target.id)
+            targets.append(TargetPlan(target, limit, fingerprint(Firewall(())), findings=(failure,), error=firewall))
             continue
         targets.append(
             plan_target(
@@ -305,4 +347,5 @@ def build_plan(
         targets=tuple(targets),
         apps=tuple(sorted(in_scope.values(), key=lambda a: a.id.lower())),
         issues=discovery.issues,
+        scope=scope,
     )

@@ -18,9 +18,10 @@ from typing import Any
 from allowlist import __version__
 from allowlist.addresses import ipv4_number
 from allowlist.errors import AllowlistError, ConfigError
+from allowlist.gate import decide
 from allowlist.planner import Change, Plan, TargetPlan
 from allowlist.targets.ledger import ledger_tags
-from allowlist.targets.registry import CAPABILITIES
+from allowlist.targets.registry import BACKENDS
 
 FORMATS = ("terraform", "bicep", "arm", "azcli", "powershell", "csv", "json")
 
@@ -46,17 +47,7 @@ class RenderOptions:
     scope: str = ""  # which config / flags, for the header
     with_imports: bool = False  # terraform: import blocks for managed rules that already exist
     timestamp: str | None = None  # only when asked: output otherwise diffs cleanly run to run
-
-
-def check_renderable(plan: Plan) -> None:
-    """The rendered files are the whole truth for each server, so every gap or blocker stops them."""
-    problems = [f"{t.target.name}: {b}" for t in plan.targets for b in t.blockers]
-    problems += [f"{t.target.name}: {t.error}" for t in plan.targets if t.error]
-    problems += [f"{t.target.name}: discovery incomplete: {reason}" for t in plan.targets for reason in t.incomplete]
-    if problems:
-        raise RenderError(
-            "cannot render a complete, deployable allowlist, nothing was written:\n  " + "\n  ".join(problems)
-        )
+    force: bool = False  # lifts the delete threshold, as in apply
 
 
 def _rule(change: Change, target: TargetPlan) -> dict[str, Any]:
@@ -78,7 +69,7 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
     for t in plan.targets:
         desired = sorted((c for c in t.changes + t.keeps if c.action != "delete"), key=lambda c: c.name.lower())
         rules = [_rule(c, t) for c in desired]
-        named = CAPABILITIES[t.target.kind].named_ranges
+        named = BACKENDS[t.target.kind].capabilities.named_ranges
         # Address lists are written whole: what the list holds after apply, other entries included.
         others = {r.name for r in t.unmanaged}
         final = sorted(others | {c.name for c in desired}, key=_entry_order)
@@ -117,6 +108,11 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
         "addresses": "possibleOutboundIpAddresses" if plan.settings.addresses == "possible" else "outboundIpAddresses",
         "with_imports": options.with_imports,
         "targets": targets,
+        # What each kind of back end is, for templates: ARM type, API version, IaC resource names.
+        "backends": {
+            b.kind: {"type": b.arm_type, "api_version": b.api_version, "label": b.capabilities.label, **b.iac}
+            for b in BACKENDS.values()
+        },
         "inventory": inventory,
         "apps": [
             {"id": a.id, "name": a.name, "kind": a.kind, "ipv4": list(a.ipv4), "pinned": a.pinned, "reason": a.reason}
@@ -163,7 +159,8 @@ def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
 
     if options.fmt not in FORMATS:
         raise ConfigError(f"unknown format '{options.fmt}' (known: {', '.join(FORMATS)})")
-    check_renderable(plan)
+    # The files are the whole truth for each target: the gate refuses gaps here that apply would skip.
+    decide(plan.findings, "render", options.force).enforce()
     root = options.templates or builtin_templates()
     folder = root / options.fmt
     sources = sorted(folder.glob("*.j2")) if folder.is_dir() else []

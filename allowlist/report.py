@@ -13,13 +13,21 @@ from allowlist.planfile import app_to_data, plan_to_json
 from allowlist.planner import Change, Plan, TargetPlan
 
 Format = Literal["text", "json", "markdown"]
-SYMBOL = {"create": "+", "update": "~", "delete": "-", "keep": "="}
+SYMBOL = {"create": "+", "delete": "-", "keep": "="}
 
 
 def summary_line(plan: Plan) -> str:
-    if not plan.has_changes:
-        return "No changes. The firewalls match the apps' outbound addresses."
-    return f"Plan: {plan.count('create')} to add, {plan.count('update')} to change, {plan.count('delete')} to remove."
+    """The headline: "No changes" only when every scope and every target was read."""
+    changes = f"Plan: {plan.count('create')} to add, {plan.count('delete')} to remove."
+    if plan.fully_read:
+        return changes if plan.has_changes else "No changes. The firewalls match the apps' outbound addresses."
+    unread = sum(1 for t in plan.targets if t.error)
+    gaps = sum(1 for t in plan.targets if t.incomplete)
+    parts = [f"{unread} target(s) could not be read"] if unread else []
+    parts += [f"discovery is incomplete for {gaps} target(s)"] if gaps else []
+    parts += [f"{len(plan.issues)} scope(s) could not be listed"] if plan.issues and not gaps else []
+    head = "Incomplete: " + ", ".join(parts) + "."
+    return f"{head} {changes if plan.has_changes else 'No changes among what was read.'}"
 
 
 def _short(app_id: str) -> str:
@@ -38,8 +46,6 @@ def _apps(change: Change, limit: int = 3) -> str:
 
 def _change_line(change: Change, width: int) -> str:
     line = f"  {SYMBOL[change.action]} {change.name:<{width}}  {change.range.first} - {change.range.last}"
-    if change.previous is not None:
-        line += f"  (was {change.previous.first} - {change.previous.last})"
     return line + _apps(change)
 
 
@@ -56,8 +62,6 @@ def _target_text(t: TargetPlan, verbose: bool) -> list[str]:
     lines += [f"  incomplete: {reason}" for reason in t.incomplete]
     lines += [f"  warning: {w}" for w in t.warnings]
     lines += [f"  BLOCKED: {b}" for b in t.blockers]
-    if t.threshold:
-        lines.append(f"  BLOCKED: {t.threshold}")
     return lines
 
 
@@ -67,6 +71,7 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
         lines += [*_target_text(target, verbose), ""]
     for issue in plan.issues:
         lines.append(f"discovery: {issue.scope}: {issue.message}")
+    lines += [f"BLOCKED: {f.line()}" for f in plan.extra]
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
 
@@ -92,7 +97,7 @@ def plan_markdown(plan: Plan) -> str:
             lines.append("")
         unmanaged = ", ".join(f"`{r.name}`" for r in t.unmanaged) or "none"
         lines += [f"{len(t.keeps)} kept. Not managed by allowlist (left alone): {unmanaged}", ""]
-        notes = [*t.incomplete, *t.warnings, *t.blockers, *([t.threshold] if t.threshold else [])]
+        notes = [*t.incomplete, *t.warnings, *t.blockers]
         lines += [f"- :warning: {_md_escape(n)}" for n in notes]
         if notes:
             lines.append("")
@@ -112,7 +117,7 @@ def result_to_data(result: ApplyResult) -> dict[str, Any]:
         "format": "allowlist-apply-result",
         "version": 1,
         "ok": result.ok,
-        "summary": {a: result.count(a) for a in ("create", "update", "delete")},
+        "summary": {a: result.count(a) for a in ("create", "delete")},
         "targets": [
             {
                 "id": t.target.id,
@@ -120,6 +125,7 @@ def result_to_data(result: ApplyResult) -> dict[str, Any]:
                 "done": [{"action": c.action, "name": c.name} for c in t.done],
                 "failed": [{"action": c.action, "name": c.name, "error": e} for c, e in t.failed],
                 "skipped": [{"action": c.action, "name": c.name} for c in t.skipped],
+                "findings": [{"kind": f.kind.value, "message": f.message} for f in t.findings],
             }
             for t in result.targets
         ],
@@ -135,7 +141,8 @@ def render_result(result: ApplyResult, fmt: Format) -> str:
         lines.append(f"{t.target.name}: {counts}")
         for change, error in t.failed:
             lines.append(f"  FAILED {SYMBOL[change.action]} {change.name}: {error}")
-        if t.skipped:
+        lines += [f"  SKIPPED: {f.message}" for f in t.findings]
+        if t.skipped and not t.findings:
             lines.append(f"  {len(t.skipped)} later write(s) not tried, so no address is removed early")
     totals = ", ".join(f"{result.count(a)} {w}" for a, w in _WORDS)
     lines.append(f"Apply {'complete' if result.ok else 'FAILED'}: {totals}.")
@@ -143,7 +150,7 @@ def render_result(result: ApplyResult, fmt: Format) -> str:
     return text if fmt == "text" else "## allowlist apply\n\n```\n" + text + "```\n"
 
 
-_WORDS = (("create", "added"), ("update", "changed"), ("delete", "removed"))
+_WORDS = (("create", "added"), ("delete", "removed"))
 
 
 def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False) -> str:

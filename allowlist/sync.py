@@ -4,35 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from allowlist.azure import ArmClients, describe, raise_if_auth
+from allowlist.armerrors import describe, raise_if_fatal
+from allowlist.azure import ArmClients
 from allowlist.config import Scope
-from allowlist.model import TargetRef
+from allowlist.model import Discovery, TargetRef
 from allowlist.planner import Plan, build_plan
-from allowlist.sources.appservice import Discovery, discover
+from allowlist.sources.appservice import discover
 from allowlist.targets.base import Firewall
 from allowlist.targets.registry import open_target
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Everything one run read, and the plan made from it."""
+
+    plan: Plan
+    discovery: Discovery
+    firewalls: dict[str, Firewall | str]  # by target key: the firewall, or why it could not be read
+
+
+def read_target(target: TargetRef, clients: ArmClients, prefix: str) -> Firewall | str:
+    """The target's firewall (one read), or the reason it could not be read."""
+    try:
+        return open_target(target, clients).read(prefix)
+    except Exception as exc:  # an SDK or transport error: this target is skipped, the run fails
+        raise_if_fatal(exc)
+        return f"could not read firewall rules: {describe(exc)}"
 
 
 def read_targets(
     targets: Sequence[TargetRef], clients: ArmClients, concurrency: int, prefix: str
 ) -> dict[str, Firewall | str]:
-    """Each target's firewall (one read each), or the reason it could not be read."""
-
-    def read(target: TargetRef) -> Firewall | str:
-        try:
-            return open_target(target, clients).read(prefix)
-        except Exception as exc:  # an SDK or transport error: this target is skipped, the run fails
-            raise_if_auth(exc)
-            return f"could not read firewall rules: {describe(exc)}"
-
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return dict(zip((t.key for t in targets), pool.map(read, targets), strict=True))
+        found = pool.map(lambda t: read_target(t, clients, prefix), targets)
+        return dict(zip((t.key for t in targets), found, strict=True))
 
 
-def make_plan(scope: Scope, clients: ArmClients) -> tuple[Plan, Discovery]:
+def make_plan(scope: Scope, clients: ArmClients) -> Reading:
     with ThreadPoolExecutor(max_workers=2) as pool:
         discovering = pool.submit(discover, scope, clients)
         reading = pool.submit(read_targets, scope.targets, clients, scope.settings.concurrency, scope.settings.prefix)
-        discovery, existing = discovering.result(), reading.result()
-    return build_plan(scope, discovery, existing), discovery
+        discovery, firewalls = discovering.result(), reading.result()
+    return Reading(build_plan(scope, discovery, firewalls), discovery, firewalls)

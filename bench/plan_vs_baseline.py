@@ -20,6 +20,7 @@ from allowlist.emulator.generate import generate_estate
 from allowlist.model import TargetRef
 from allowlist.sources.appservice import to_egress
 from allowlist.sync import make_plan
+from allowlist.targets.registry import parse_target
 
 
 def baseline(clients: ArmClients, subscriptions: list[str], targets: list[TargetRef]) -> int:
@@ -63,7 +64,7 @@ def main() -> None:
 
     state = generate_estate(args.subscriptions, args.apps)
     subs = sorted(s.subscription_id for s in state.subscriptions.values())
-    targets = [TargetRef.parse(s.id) for s in state.servers.values()]
+    targets = [parse_target(s.id) for s in state.servers.values()]
     scope = Scope(Settings(retry_backoff=0), (SyncBlock("all", tuple(targets), Selector()),))
     faults = FaultConfig(latency_ms=args.latency_ms)  # ARM's throttling stays on
     with Emulator(state, page_size=args.page_size, faults=faults) as emu:
@@ -79,7 +80,7 @@ def main() -> None:
             plan_time = measure(lambda: make_plan(scope, clients), emu)
             ours.append(plan_time)
             theirs.append(measure(lambda: baseline(clients, subs, targets), emu))
-        plan, _discovery = make_plan(scope, clients)
+        plan = make_plan(scope, clients).plan
         app_count = sum(1 for _ in _discovery.apps)
 
     ours_t = statistics.median(t for t, _ in ours)

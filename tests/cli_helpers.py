@@ -55,4 +55,14 @@ def rules(emu: Emulator, server: str) -> dict[str, tuple[str, str]]:
 
 
 def writes(emu: Emulator) -> list[tuple[str, str]]:
-    return [(r.method, r.path.rsplit("/", 1)[-1]) for r in emu.requests if r.method in ("PUT", "DELETE", "PATCH")]
+    """Writes to firewalls (a run's lease tag is not one)."""
+    return [
+        (r.method, r.path.rsplit("/", 1)[-1])
+        for r in emu.requests
+        if r.method in ("PUT", "DELETE", "PATCH") and "/microsoft.resources/tags/" not in r.path.lower()
+    ]
+
+
+def any_writes(emu: Emulator) -> list[str]:
+    """Every request that is not a read, leases included."""
+    return [f"{r.method} {r.path}" for r in emu.requests if r.method != "GET"]

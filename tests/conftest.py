@@ -65,6 +65,12 @@ def never_the_default_credential(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALLOWLIST_ACCESS_TOKEN", "secret-pipeline-token")
 
 
+@pytest.fixture(autouse=True)
+def quick_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One run at a time in most tests: no need to wait for a rival run's lease to land."""
+    monkeypatch.setattr("allowlist.apply.LEASE_SETTLE", 0.0)
+
+
 @pytest.fixture
 def estate() -> dict[str, Any]:
     return base_estate()

@@ -11,6 +11,7 @@ import pytest
 
 from allowlist.cli.main import app
 from allowlist.emulator import Emulator
+from allowlist.planfile import digest
 from tests.cli_helpers import cli, writes
 from tests.conftest import SQL1
 
@@ -80,8 +81,11 @@ def test_saved_plan_errors(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> No
     newer.write_text(json.dumps({"format": "allowlist-plan", "version": 99}))
     assert "plan version 99 is not supported" in cli(capsys, "apply", str(newer)).err
     damaged = tmp_path / "damaged.json"
-    damaged.write_text(json.dumps({"format": "allowlist-plan", "version": 1, "settings": {}}))
+    body = {"format": "allowlist-plan", "version": 2, "policy": {}}
+    damaged.write_text(json.dumps({**body, "digest": digest(body)}))
     assert "the plan is damaged" in cli(capsys, "apply", str(damaged)).err
+    damaged.write_text(json.dumps({**body, "digest": "sha256:0"}))
+    assert "changed after it was saved" in cli(capsys, "apply", str(damaged)).err
     assert "carries its own scope" in cli(capsys, "apply", str(damaged), "-t", SQL1).err
     assert writes(cli_env) == []
 
@@ -89,8 +93,8 @@ def test_saved_plan_errors(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> No
 def test_demo_runs_the_whole_job(capsys: Cap) -> None:
     result = cli(capsys, "demo")
     assert result.code == 0, result.err
-    assert "Plan: 22 to add, 0 to change, 2 to remove." in result.out
-    assert "Apply complete: 22 added, 0 changed, 2 removed." in result.out
+    assert "Plan: 22 to add, 2 to remove." in result.out
+    assert "Apply complete: 22 added, 2 removed." in result.out
     assert "left alone: 198.51.100.20" in result.out  # someone's Cosmos DB entry, kept and never claimed
     assert result.out.rstrip().endswith("No changes. The firewalls match the apps' outbound addresses.")
     assert "NOT PINNED" in result.out

@@ -24,7 +24,7 @@ def test_first_sync_then_an_idempotent_second_run(cli_env: Emulator, tmp_path: P
     config = write_config(tmp_path / "allowlist.toml", ALL_APPS)
     first = cli(capsys, "apply", "--yes", "-c", str(config))
     assert first.code == 0, first.err
-    assert "Plan: 3 to add, 0 to change, 0 to remove." in first.out
+    assert "Plan: 3 to add, 0 to remove." in first.out
     assert rules(cli_env, SQL1) == {
         "AllowAllWindowsAzureIps": ("0.0.0.0", "0.0.0.0"),
         "office": ("198.51.100.0", "198.51.100.255"),
@@ -118,7 +118,7 @@ def test_several_subscriptions_and_targets(cli_env: Emulator, tmp_path: Path, ca
     assert result.code == 0, result.err
     expected = {"allowlist-20.0.0.1-20.0.0.3", "allowlist-40.0.0.9", "allowlist-50.0.0.1-50.0.0.2"}
     assert expected <= set(rules(cli_env, SQL1)) and expected == set(rules(cli_env, SQL2))
-    assert result.json()["result"]["summary"] == {"create": 6, "update": 0, "delete": 0}
+    assert result.json()["result"]["summary"] == {"create": 6, "delete": 0}
 
 
 def test_403_on_one_subscription_means_no_deletes_and_a_non_zero_exit(
@@ -129,7 +129,7 @@ def test_403_on_one_subscription_means_no_deletes_and_a_non_zero_exit(
     config = write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": [SQL1]}])
     result = cli(capsys, "apply", "--yes", "-c", str(config))
     assert result.code == 1
-    assert "403 AuthorizationFailed" in result.err and "discovery incomplete" in result.err
+    assert "403 AuthorizationFailed" in result.err and "could not finish the job" in result.err
     assert "delete withheld" in result.out
     assert "allowlist-5.5.5.5" in rules(cli_env, SQL1)  # kept: the forbidden subscription might need it
     assert all(method == "PUT" for method, _ in writes(cli_env))  # creates are safe and still happen
@@ -233,8 +233,8 @@ def test_a_missing_target_fails_alone(cli_env: Emulator, tmp_path: Path, capsys:
 def test_json_and_markdown_plans(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
     config = write_config(tmp_path / "allowlist.toml", ALL_APPS)
     data = cli(capsys, "plan", "-c", str(config), "-o", "json").json()
-    assert (data["format"], data["version"]) == ("allowlist-plan", 1)
-    assert data["summary"] == {"add": 3, "change": 0, "remove": 0, "withheld": 0, "targets": 1, "apps": 4}
+    assert (data["format"], data["version"]) == ("allowlist-plan", 2)
+    assert data["summary"] == {"add": 3, "remove": 0, "withheld": 0, "targets": 1, "apps": 4, "complete": True}
     (target,) = data["targets"]
     assert [c["name"] for c in target["changes"]] == [
         "allowlist-20.0.0.1-20.0.0.3",

@@ -7,7 +7,8 @@ import pytest
 
 from allowlist.config import Settings, build_scope, load_scope, scope_from_flags
 from allowlist.errors import ConfigError
-from allowlist.model import AppEgress, TargetRef
+from allowlist.model import AppEgress
+from allowlist.targets.registry import parse_target
 from tests.conftest import SQL1, SQL2, SUB1
 
 
@@ -123,8 +124,8 @@ def test_bad_flags() -> None:
 
 def test_target_ids_compare_without_case() -> None:
     a, b = (
-        TargetRef.parse(SQL1),
-        TargetRef.parse(SQL1.upper().replace("MICROSOFT.SQL/SERVERS", "Microsoft.Sql/servers")),
+        parse_target(SQL1),
+        parse_target(SQL1.upper().replace("MICROSOFT.SQL/SERVERS", "Microsoft.Sql/servers")),
     )
     assert a.key == b.key
     scope = build_scope({"sync": [{"name": "x", "targets": [SQL1]}, {"name": "y", "targets": [SQL1.upper()]}]})

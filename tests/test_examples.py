@@ -56,3 +56,10 @@ def test_example_roles_cover_every_operation_the_tool_performs(
 def test_pipeline_examples_use_real_commands(name: str) -> None:
     text = (EXAMPLES / name).read_text()
     assert "allowlist apply" in text and "allowlist plan" in text
+
+
+def test_example_roles_are_built_from_the_back_end_descriptors() -> None:
+    from allowlist.roles import role_definitions
+
+    for name, role in role_definitions().items():
+        assert json.loads((EXAMPLES / "roles" / name).read_text()) == role, f"regenerate examples/roles/{name}"

@@ -6,25 +6,28 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from allowlist.apply import write_order
 from allowlist.config import Settings, build_scope
-from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.naming import rule_name
+from allowlist.findings import Kind
+from allowlist.model import Discovery, DiscoveryIssue, ExistingRule, IpRange
+from allowlist.naming import parse_rule_name, rule_name
 from allowlist.planfile import load_plan, plan_to_json, save_plan
 from allowlist.planner import build_plan, desired_ranges, plan_target
-from allowlist.sources.appservice import Discovery, DiscoveryIssue
 from allowlist.targets.base import Firewall
-from allowlist.targets.registry import CAPABILITIES
+from allowlist.targets.registry import capabilities, parse_target
 from tests.conftest import SQL1, SUB1, SUB2
 from tests.test_config import app
 
-TARGET = TargetRef.parse(SQL1)
+TARGET = parse_target(SQL1)
 S = Settings()
-SQL = CAPABILITIES["sql"]
+SQL = capabilities("sql")
 
 
 def rule(name: str, start: str, end: str | None = None) -> ExistingRule:
     return ExistingRule(name, IpRange.parse(start, end))
+
+
+def threshold(p) -> str | None:  # type: ignore[no-untyped-def]
+    return next((f.message for f in p.findings if f.kind == Kind.DELETE_THRESHOLD), None)
 
 
 def plan(desired: list[str], existing: list[ExistingRule], settings: Settings = S, incomplete: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
@@ -35,7 +38,7 @@ def plan(desired: list[str], existing: list[ExistingRule], settings: Settings = 
 def test_names_come_from_the_range() -> None:
     assert rule_name("allowlist-", IpRange.parse("20.0.0.1"), SQL) == "allowlist-20.0.0.1"
     assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4"), SQL) == "fw-20.0.0.1-20.0.0.4"
-    assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4"), CAPABILITIES["postgresql"]) == "fw-20_0_0_1-20_0_0_4"
+    assert rule_name("fw-", IpRange.parse("20.0.0.1", "20.0.0.4"), capabilities("postgresql")) == "fw-20_0_0_1-20_0_0_4"
 
 
 def test_desired_ranges_merge_across_apps_and_record_who_needs_them() -> None:
@@ -53,7 +56,7 @@ def test_first_sync_creates_and_leaves_other_rules_alone() -> None:
     p = plan(["20.0.0.1", "20.0.0.2"], [rule("AllowAllWindowsAzureIps", "0.0.0.0"), rule("office", "1.1.1.1")])
     assert [(c.action, c.name) for c in p.changes] == [("create", "allowlist-20.0.0.1-20.0.0.2")]
     assert [r.name for r in p.unmanaged] == ["AllowAllWindowsAzureIps", "office"]
-    assert p.threshold is None and p.blockers == ()
+    assert threshold(p) is None and p.blockers == ()
 
 
 def test_second_sync_keeps_everything() -> None:
@@ -67,13 +70,32 @@ def test_tier_change_creates_new_and_deletes_stale_and_creates_come_first() -> N
         ("create", "allowlist-30.0.0.1"),
         ("delete", "allowlist-20.0.0.1"),
     ]
-    assert [c.action for c in write_order(p)] == ["create", "delete"]
 
 
-def test_an_edited_managed_rule_is_put_back() -> None:
+def test_ownership_is_the_name_grammar_not_a_bare_prefix() -> None:
+    sql = capabilities("sql")
+    assert parse_rule_name("o", "office-vpn", sql) is None
+    assert parse_rule_name("allowlist-", "allowlist-20.1.2.3-20.1.2.6", sql) == IpRange.parse("20.1.2.3", "20.1.2.6")
+    assert parse_rule_name("allowlist-", "ALLOWLIST-20.1.2.3", sql) == IpRange.parse("20.1.2.3")
+    for odd in ("allowlist-20.1.2.3-20.1.2.3", "allowlist-020.1.2.3", "allowlist-20.1.2.3 ", "allowlist-x"):
+        assert parse_rule_name("allowlist-", odd, sql) is None, odd
+    assert parse_rule_name("fw-", "fw-20_0_0_1-20_0_0_4", capabilities("mysql")) == IpRange.parse(
+        "20.0.0.1", "20.0.0.4"
+    )
+    p = plan([], [rule("office-vpn", "9.9.9.9")], replace(S, prefix="o"))
+    assert p.changes == () and [r.name for r in p.unmanaged] == ["office-vpn"]
+
+
+def test_an_edited_managed_rule_is_reported_and_left_alone() -> None:
+    p = plan(["30.0.0.1"], [rule("allowlist-20.0.0.1", "20.0.0.1", "20.0.0.9"), rule("allowlist-x", "7.7.7.7")])
+    assert [(c.action, c.name) for c in p.changes] == [("create", "allowlist-30.0.0.1")]
+    kinds = {f.kind for f in p.findings}
+    assert {Kind.TAMPERED, Kind.UNPARSED} <= kinds and Kind.NAME_TAKEN not in kinds
+
+
+def test_a_tampered_rule_holding_a_wanted_name_blocks_instead_of_being_overwritten() -> None:
     p = plan(["20.0.0.1"], [rule("allowlist-20.0.0.1", "20.0.0.1", "20.0.0.9")])
-    (change,) = p.changes
-    assert change.action == "update" and change.previous == IpRange.parse("20.0.0.1", "20.0.0.9")
+    assert p.changes == () and any("cannot create 'allowlist-20.0.0.1'" in b for b in p.blockers)
 
 
 def test_protected_names_are_never_managed_even_with_a_matching_prefix() -> None:
@@ -89,17 +111,17 @@ def test_incomplete_discovery_withholds_every_delete_but_still_creates() -> None
 
 def test_delete_threshold_applies_from_ten_managed_rules() -> None:
     existing = [rule(f"allowlist-20.0.0.{i}", f"20.0.0.{i}") for i in range(1, 11, 2)]  # 5 rules
-    assert plan(["20.0.0.1"], existing).threshold is None  # 4/5 deleted, but under ten managed rules
+    assert threshold(plan(["20.0.0.1"], existing)) is None  # 4/5 deleted, but under ten managed rules
     existing = [rule(f"allowlist-20.0.0.{i}", f"20.0.0.{i}") for i in range(1, 21, 2)]  # 10 rules
     keep = [f"20.0.0.{i}" for i in range(1, 15, 2)]  # keep 7, delete 3: 30%, not over
-    assert plan(keep, existing).threshold is None
+    assert threshold(plan(keep, existing)) is None
     p = plan(keep[:6], existing)  # delete 4 of 10
-    assert p.threshold == "Too many deletes, 40% is over 30% (4/10), force required"
+    assert threshold(p) == "Too many deletes, 40% is over 30% (4/10), force required"
 
 
 def test_removing_every_managed_rule_needs_force() -> None:
     p = plan([], [rule("allowlist-20.0.0.1", "20.0.0.1")])
-    assert p.threshold == "would remove all 1 rules allowlist manages here and add none, force required"
+    assert threshold(p) == "would remove all 1 rules allowlist manages here and add none, force required"
 
 
 def test_rule_limit_counts_every_rule_that_would_remain() -> None:
@@ -123,8 +145,7 @@ def test_wide_ranges_need_explicit_permission() -> None:
 def test_write_order_makes_room_before_overflowing_creates() -> None:
     existing = [rule("office", "1.1.1.1"), rule("allowlist-9.0.0.1", "9.0.0.1")]
     p = plan(["20.0.0.1", "20.0.0.3"], existing, replace(S, rule_limit=3))
-    assert [c.action for c in p.changes] == ["create", "create", "delete"]
-    assert [c.action for c in write_order(p)] == ["create", "delete", "create"]
+    assert [c.action for c in p.changes] == ["create", "delete", "create"]
 
 
 def discovery(apps, issues=()):  # type: ignore[no-untyped-def]
@@ -153,7 +174,8 @@ def test_build_plan_maps_gaps_to_the_targets_they_feed() -> None:
 def test_a_target_that_cannot_be_read_gets_no_changes() -> None:
     scope = build_scope({"sync": [{"name": "one", "targets": [SQL1]}]})
     result = build_plan(scope, discovery([app("a", ipv4=("20.0.0.1",))]), {TARGET.key: "404 ResourceNotFound: gone"})
-    assert result.targets[0].error == "404 ResourceNotFound: gone" and not result.has_changes and result.incomplete
+    assert result.targets[0].error == "404 ResourceNotFound: gone" and not result.has_changes
+    assert not result.fully_read and result.findings[0].kind == Kind.READ_FAILURE
 
 
 def test_plans_are_byte_identical_whatever_order_arm_answers_in(tmp_path: Path) -> None:
@@ -180,13 +202,13 @@ def test_saved_plans_round_trip(tmp_path: Path) -> None:
 
 # --- Planning from capabilities alone: the planner knows no back end by name. ---
 
-STORAGE = CAPABILITIES["storage"]
-COSMOS = CAPABILITIES["cosmosdb"]
-PG = CAPABILITIES["postgresql"]
+STORAGE = capabilities("storage")
+COSMOS = capabilities("cosmosdb")
+PG = capabilities("postgresql")
 
 
 def list_plan(caps, desired: list[str], entries: list[str], owned: set[str], **kw):  # type: ignore[no-untyped-def]
-    from allowlist.targets.accounts import entry_range
+    from allowlist.targets.addresslist import entry_range
 
     firewall = Firewall(tuple(ExistingRule(e, entry_range(e)) for e in entries), frozenset(owned), **kw)  # type: ignore[arg-type]
     return plan_target(TARGET, desired_ranges([app("a", ipv4=tuple(desired))]), firewall, S, caps)

@@ -178,7 +178,8 @@ def parse_azcli(files: dict[str, str]) -> set[Rule]:
     joined = text.replace("\\\n", " ")
     for function, call in re.findall(r"^sync_(server|flexible) (.*?)(?:\n\n|\Z)", joined, re.S | re.M):
         words = shlex.split(call)
-        # sync_server SUBSCRIPTION GROUP SERVER ...; sync_flexible SERVER_ID API_VERSION ...
+        words = words[: words.index("--")]  # then the stale rules to delete
+        # sync_server SUBSCRIPTION GROUP SERVER ... -- STALE...; sync_flexible SERVER_ID API_VERSION ... -- STALE...
         server, triples = (words[2], words[3:]) if function == "server" else (words[0], words[2:])
         server = server.rsplit("/", 1)[-1]
         found |= {(server, *triples[i : i + 3]) for i in range(0, len(triples), 3)}  # type: ignore[misc]

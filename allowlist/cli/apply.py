@@ -1,4 +1,4 @@
-"""`allowlist apply [FILE]`: plan (or load a saved plan), check safety, confirm, write."""
+"""`allowlist apply [FILE]`: plan (or re-check a saved plan), pass the gate, confirm, write."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from allowlist.cli import options as o
-from allowlist.cli.outcome import EXIT_ERROR, EXIT_OK, raise_if_unfinished
-from allowlist.errors import AllowlistError
+from allowlist.cli.outcome import EXIT_ERROR, EXIT_OK
+from allowlist.errors import AllowlistError, ConfigError
 
 
 @o.with_common_options()
@@ -21,7 +21,8 @@ def apply(
         Path | None,
         typer.Argument(
             metavar="FILE",
-            help="A plan saved by `plan --out`; refused if any firewall changed since.",
+            help="A plan saved by `plan --out`. Its scope is read again and every change re-checked; refused "
+            "if the firewalls or the apps changed since.",
             show_default=False,
         ),
     ] = None,
@@ -31,26 +32,39 @@ def apply(
     ] = False,
 ) -> int:
     """Create the missing rules, then remove the stale ones allowlist owns. Asks first unless --yes."""
-    from allowlist.apply import apply_plan, check_fresh, check_safe
+    from allowlist.apply import apply_plan
+    from allowlist.config import Settings
+    from allowlist.gate import Mode, decide
     from allowlist.planfile import load_plan, plan_to_data
     from allowlist.report import render_plan, render_result, result_to_data
+    from allowlist.savedplan import recheck
 
     fmt, verbose = common.format, common.verbose
+    mode: Mode = "apply"
     if plan_file is not None:
         if common.selects or common.config is not None:
-            raise AllowlistError("a saved plan carries its own scope: give the FILE alone, without scope flags")
-        plan = load_plan(plan_file)
-        clients = o.make_clients(common.arm_endpoint, plan.settings)
-        check_fresh(plan, clients)
+            raise ConfigError(
+                "a saved plan carries its own scope: give the FILE alone, without scope flags or --config"
+            )
+        if common.policy_flags:
+            raise ConfigError(
+                f"a saved plan carries its own policy; {', '.join(common.policy_flags)} would not apply to it: "
+                "plan again with them instead"
+            )
+        saved = load_plan(plan_file, common.runtime(Settings()))
+        clients = o.make_clients(common.arm_endpoint, saved.settings)
+        common.note(f"Re-checking {plan_file} against {clients.settings.endpoint} ...")
+        plan, mode = recheck(saved, clients), "apply-file"
     else:
         plan, _, clients = o.plan_for(common)
     if fmt != "json":
         o.emit(render_plan(plan, fmt, verbose))
-    check_safe(plan, force)
+    verdict = decide(plan.findings, mode, force)
+    verdict.enforce()
     if not plan.has_changes:
         if fmt == "json":
             o.emit(json.dumps({"plan": plan_to_data(plan), "result": None}, indent=2) + "\n")
-        raise_if_unfinished(plan, force)
+        verdict.finish()
         return EXIT_OK
     if not yes and plan_file is None:
         if not sys.stdin.isatty():
@@ -58,12 +72,12 @@ def apply(
         if not typer.confirm("Apply these changes?", default=False, err=True):
             common.note("Nothing was written.")
             return EXIT_ERROR
-    result = apply_plan(plan, clients, force=force)
+    result = apply_plan(plan, clients, mode, force)
     if fmt == "json":
         o.emit(json.dumps({"plan": plan_to_data(plan), "result": result_to_data(result)}, indent=2) + "\n")
     else:
         o.emit(render_result(result, fmt))
-    if not result.ok:
+    if any(t.failed for t in result.targets):
         raise AllowlistError("some writes failed (see above); rules already written were kept")
-    raise_if_unfinished(plan, force)
+    decide(plan.findings + result.findings, mode, force).finish()
     return EXIT_OK

@@ -23,7 +23,8 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
         )
         clients = ArmClients(settings, StaticTokenCredential("demo-token"))
         o.note(f"Demo estate served by the local ARM emulator at {emu.base_url}\n")
-        first, discovery = make_plan(scope, clients)
+        reading = make_plan(scope, clients)
+        first, discovery = reading.plan, reading.discovery
         o.note("== 1. allowlist ips: every app and the addresses it connects from")
         o.emit(render_apps(discovery.apps, fmt, verbose))
         o.note("\n== 2. allowlist plan: what would change (nothing is written)")
@@ -32,7 +33,7 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
         result = apply_plan(first, clients)
         o.emit(render_result(result, fmt))
         o.note("\n== 4. allowlist plan again: the firewalls are in step")
-        second, _ = make_plan(scope, clients)
+        second = make_plan(scope, clients).plan
         o.emit(render_plan(second, fmt, verbose))
         o.note(f"\n{len(emu.requests)} ARM requests in all. Try it yourself: allowlist emulator, then allowlist plan.")
     return 0 if result.ok and not second.has_changes else 1

@@ -1,26 +1,32 @@
 """The `allowlist` command: every expected error becomes one line on stderr and an exit code.
 
-Exit codes: 0 success; 1 error (bad flags or config, auth, unsafe or incomplete plan, failed write);
-2 changes pending, only from `plan --detailed-exitcode`. Usage errors are 1, never 2.
+Exit codes: 0 success; 1 error (bad flags or config, auth, unsafe or incomplete plan, failed write, a
+target another run holds); 2 changes pending, only from `plan --detailed-exitcode`; 3 unexpected error
+(a bug). Usage errors are 1, never 2.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 from typing import Annotated
 
 import typer
 
 from allowlist import __version__
+from allowlist.armerrors import TOKEN_ENV
 from allowlist.cli.apply import apply
 from allowlist.cli.demo import demo
 from allowlist.cli.emulator import emulator
 from allowlist.cli.ips import ips
-from allowlist.cli.outcome import EXIT_ERROR
+from allowlist.cli.outcome import EXIT_ERROR, EXIT_UNEXPECTED
 from allowlist.cli.plan import plan
 from allowlist.cli.render import render
 from allowlist.errors import AllowlistError
+
+DEBUG_ENV = "ALLOWLIST_DEBUG"
 
 app = typer.Typer(
     name="allowlist",
@@ -28,7 +34,9 @@ app = typer.Typer(
     "Reads possibleOutboundIpAddresses of every web app, function app and slot in scope, and plans or applies "
     "the matching firewall rules on Azure SQL, PostgreSQL and MySQL flexible servers, Cosmos DB and Storage. "
     "Rules it creates carry a prefix (default 'allowlist-'); "
-    "it never touches any other rule.",
+    "it never touches any other rule.\n\n"
+    "Exit codes: 0 ok; 1 error, unsafe or incomplete run; 2 changes pending (plan --detailed-exitcode); "
+    "3 unexpected error.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,  # plain help: importing rich to draw boxes doubles start-up time
@@ -81,7 +89,22 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         return 130
+    except Exception as exc:  # a bug: one line, not a traceback, and a code of its own
+        args = argv if argv is not None else sys.argv[1:]
+        if os.environ.get(DEBUG_ENV) or "-v" in args or "--verbose" in args:
+            traceback.print_exc()
+        else:
+            typer.echo(f"(run with -v or {DEBUG_ENV}=1 for the traceback)", err=True)
+        typer.echo(f"error: unexpected {type(exc).__name__}: {_redact(str(exc))}", err=True)
+        return EXIT_UNEXPECTED
     return result if isinstance(result, int) else 0
+
+
+def _redact(text: str) -> str:
+    """An unexpected error's text could hold anything: never let it carry the token."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first.replace(token, "<redacted>") if token else first
 
 
 def entry() -> None:

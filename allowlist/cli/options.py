@@ -6,6 +6,7 @@ import functools
 import inspect
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
@@ -129,6 +130,16 @@ ConcurrencyOpt = Annotated[
     int | None,
     typer.Option("--concurrency", metavar="N", min=1, max=64, help="Parallel ARM calls.", rich_help_panel=SETTINGS),
 ]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Stop the run after this long (writes made so far are kept).",
+        rich_help_panel=SETTINGS,
+    ),
+]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -166,6 +177,7 @@ class Common:
     rule_limit: int | None = None
     allow_wide_ranges: bool = False
     concurrency: int | None = None
+    timeout: float | None = None
     arm_endpoint: str | None = None
     output: OutputFormat = OutputFormat.text
     verbose: bool = False
@@ -174,6 +186,28 @@ class Common:
     @property
     def selects(self) -> bool:
         return bool(self.targets or self.subscriptions or self.resource_groups or self.names or self.tags or self.kinds)
+
+    @property
+    def policy_flags(self) -> list[str]:
+        """The flags that change what a plan decides (a saved plan carries its own)."""
+        given = {
+            "--prefix": self.prefix is not None,
+            "--rule-limit": self.rule_limit is not None,
+            "--allow-wide-ranges": self.allow_wide_ranges,
+            "--current-only": self.current_only,
+        }
+        return [flag for flag, set_ in given.items() if set_]
+
+    def runtime(self, base: Settings) -> Settings:
+        """Runtime flags over `base`: how the run executes, never what it decides."""
+        overrides: dict[str, object] = {}
+        if self.concurrency is not None:
+            overrides["concurrency"] = self.concurrency
+        if self.timeout is not None:
+            overrides["timeout"] = self.timeout
+        from allowlist.config import override_settings
+
+        return override_settings(base, overrides, "command line")
 
     @property
     def format(self) -> Format:
@@ -198,6 +232,7 @@ _SHARED: list[tuple[str, Any, bool]] = [
     ("rule_limit", LimitOpt, True),
     ("allow_wide_ranges", WideOpt, True),
     ("concurrency", ConcurrencyOpt, False),
+    ("timeout", TimeoutOpt, False),
     ("arm_endpoint", EndpointOpt, False),
     ("output", OutputOpt, False),
     ("verbose", VerboseOpt, False),
@@ -263,9 +298,7 @@ def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
         overrides["rule_limit"] = flags.rule_limit
     if flags.allow_wide_ranges:
         overrides["allow_wide_ranges"] = True
-    if flags.concurrency is not None:
-        overrides["concurrency"] = flags.concurrency
-    settings = override_settings(scope.settings, overrides, "command line")
+    settings = flags.runtime(override_settings(scope.settings, overrides, "command line"))
     if flags.selects or not scope.blocks:
         scope = scope_from_flags(
             settings,
@@ -294,8 +327,7 @@ def plan_for(common: Common) -> tuple[Plan, Scope, ArmClients]:
     scope = resolve_scope(common)
     clients = make_clients(common.arm_endpoint, scope.settings)
     common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
-    plan, _ = make_plan(scope, clients)
-    return plan, scope, clients
+    return make_plan(scope, clients).plan, scope, clients
 
 
 def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
@@ -312,6 +344,7 @@ def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
             retry_backoff=settings.retry_backoff,
             poll_interval=settings.poll_interval,
             operation_timeout=settings.operation_timeout,
+            deadline=None if settings.timeout is None else time.monotonic() + settings.timeout,
         )
     )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from allowlist.cli import options as o
-from allowlist.cli.outcome import EXIT_CHANGES, EXIT_OK, raise_if_unfinished
+from allowlist.cli.outcome import EXIT_CHANGES, EXIT_OK
 
 
 @o.with_common_options()
@@ -22,6 +22,7 @@ def plan(
     ] = False,
 ) -> int:
     """Show the firewall changes that would bring every target in step with its apps. Writes nothing."""
+    from allowlist.gate import decide
     from allowlist.planfile import save_plan
     from allowlist.report import render_plan
 
@@ -30,5 +31,5 @@ def plan(
     if out is not None:
         save_plan(result, out)
         common.note(f"Saved the plan to {out}. Apply exactly this plan with: allowlist apply {out}")
-    raise_if_unfinished(result)
+    decide(result.findings, "plan").finish()
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK

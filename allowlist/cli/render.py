@@ -30,6 +30,9 @@ def render(
     with_imports: Annotated[
         bool, typer.Option("--with-imports", help="terraform: import blocks for managed rules that already exist.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow more deletes than max_delete_percent, as apply --force does.")
+    ] = False,
     timestamp: Annotated[
         bool, typer.Option("--timestamp", help="Put the time in the headers (off, so output diffs cleanly).")
     ] = False,
@@ -46,6 +49,7 @@ def render(
         scope=_describe_scope(common, scope.blocks),
         with_imports=with_imports,
         timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if timestamp else None,
+        force=force,
     )
     files = render_files(plan, options)
     if out == "-":

@@ -6,6 +6,7 @@ state only when the operation succeeds (a failed operation changes nothing).
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ class Operation:
     complete: Callable[[], JSON | None]  # applies the change; returns the final resource, if any
     polls_left: int
     fail: bool
+    resource: str = ""  # the server it changes: one operation at a time per server
+    due: float | None = None  # finishes by itself at this time.monotonic(), polled or not
     status: str = "InProgress"
     result: JSON | None = None
 
@@ -33,14 +36,29 @@ class Operations:
     """Every operation one emulator started; `polls` status reads before one finishes."""
 
     polls: int = 2
+    finish_after: float | None = None  # seconds: operations also finish on the service's own clock
     operations: dict[str, Operation] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def start(
-        self, request: Request, namespace: str, location: str, complete: Callable[[], JSON | None], fail: bool
+        self,
+        request: Request,
+        namespace: str,
+        location: str,
+        complete: Callable[[], JSON | None],
+        fail: bool,
+        resource: str = "",
     ) -> Response:
+        busy = [o for o in self.operations.values() if o.status == "InProgress" and resource and o.resource == resource]
+        if busy:  # as the services do: one firewall operation at a time per server
+            raise ArmError(
+                409,
+                "ServerBusy",
+                f"Another operation ({busy[0].id}) is in progress on the server. Retry after it finishes.",
+            )
         op_id = f"{next(self._ids):08d}-0000-4000-8000-00000000a51c"
-        self.operations[op_id] = Operation(op_id, namespace, location, complete, self.polls, fail)
+        due = None if self.finish_after is None else time.monotonic() + self.finish_after
+        self.operations[op_id] = Operation(op_id, namespace, location, complete, self.polls, fail, resource, due)
         subscription = request.params["subscriptionId"]
         base = f"{request.base_url}/subscriptions/{subscription}/providers/{namespace}/locations/{location}"
         version = request.query.get("api-version", "")
@@ -60,13 +78,23 @@ class Operations:
         if op.status == "InProgress":
             op.polls_left -= 1
             if op.polls_left <= 0:
-                if op.fail:
-                    op.status = "Failed"
-                else:
-                    with state.lock:
-                        op.result = op.complete()
-                    op.status = "Succeeded"
+                self._finish(op, state)
         return op
+
+    def _finish(self, op: Operation, state: State) -> None:
+        if op.fail:
+            op.status = "Failed"
+        else:
+            with state.lock:
+                op.result = op.complete()
+            op.status = "Succeeded"
+
+    def settle(self, state: State) -> None:
+        """Finish every operation whose time has come, whether or not anyone polls it (a killed client)."""
+        now = time.monotonic()
+        for op in list(self.operations.values()):
+            if op.status == "InProgress" and op.due is not None and op.due <= now:
+                self._finish(op, state)
 
     def _status_body(self, op: Operation, request: Request) -> JSON:
         body: JSON = {

@@ -27,7 +27,7 @@ import trustme
 from allowlist.emulator.faults import FaultConfig, Faults
 from allowlist.emulator.http import ArmError, Request, Response, Router
 from allowlist.emulator.lro import Operations
-from allowlist.emulator.providers import accounts, flexible, sql, subscriptions, web
+from allowlist.emulator.providers import accounts, flexible, sql, subscriptions, tags, web
 from allowlist.emulator.state import MYSQL, POSTGRESQL, State
 
 
@@ -143,6 +143,7 @@ class Emulator:
         for flexible_type in (POSTGRESQL, MYSQL):
             self.router.add(flexible.routes(flexible_type, page_size, self.operations, self._write_fails))
         self.router.add(accounts.routes(self._write_fails))
+        self.router.add(tags.routes())
         self._port = port
         self._ca_dir = ca_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -210,6 +211,7 @@ class Emulator:
         if self.faults.config.latency_ms:
             time.sleep(self.faults.config.latency_ms / 1000)
         action = ""
+        self.operations.settle(self.state)
         try:
             self._authenticate(request, self.accepted_tokens)
             if not request.query.get("api-version"):

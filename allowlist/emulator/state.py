@@ -78,6 +78,7 @@ class DbServer:
     location: str = "westeurope"
     rules: dict[str, FirewallRule] = field(default_factory=dict)  # keyed by lower-case name
     type: str = SQL
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -96,10 +97,15 @@ class IpListAccount:
     ip_rules: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     default_action: str = "Deny"  # Storage's networkAcls.defaultAction
+    version: int = 1  # bumped by every change; the ETag a read returns and If-Match compares
 
     @property
     def id(self) -> str:
         return resource_id(self.subscription_id, self.resource_group, self.type, self.name)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version:08x}-0000-0000-0000-000000000000"'
 
     def as_rules(self) -> dict[str, FirewallRule]:
         """Entries as rules named by themselves, so one timeline serves both kinds of firewall."""
@@ -163,6 +169,11 @@ class State:
 
     def has_resource_group(self, subscription_id: str, resource_group: str) -> bool:
         return (subscription_id.lower(), resource_group.lower()) in self.resource_groups
+
+    def tagged(self, resource_id: str) -> DbServer | IpListAccount | None:
+        """The server or account a Tags API path names."""
+        key = resource_id.lower()
+        return self.servers.get(key) or self.accounts.get(key)
 
     def subscription(self, subscription_id: str) -> Subscription | None:
         return self.subscriptions.get(subscription_id.lower())

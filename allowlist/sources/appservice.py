@@ -9,26 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from allowlist.addresses import parse_address_list
-from allowlist.azure import ArmClients, describe, list_raw, raise_if_auth
+from allowlist.armerrors import describe, raise_if_fatal
+from allowlist.azure import ArmClients, list_raw
 from allowlist.config import AddressSource, Scope
-from allowlist.model import AppEgress
-
-
-@dataclass(frozen=True)
-class DiscoveryIssue:
-    scope: str  # the ARM scope that could not be read: a subscription or a site
-    message: str
-
-
-@dataclass(frozen=True)
-class Discovery:
-    apps: tuple[AppEgress, ...]
-    issues: tuple[DiscoveryIssue, ...]
+from allowlist.model import AppEgress, Discovery, DiscoveryIssue
 
 
 def discover(scope: Scope, clients: ArmClients) -> Discovery:
@@ -92,7 +80,7 @@ def _collect(pager: Callable[[], Iterable[dict[str, Any]]]) -> tuple[list[dict[s
         for item in pager():
             items.append(item)
     except Exception as exc:  # an SDK or transport error: any part we cannot read is a gap
-        raise_if_auth(exc)
+        raise_if_fatal(exc)
         return items, describe(exc)
     return items, None
 

@@ -8,11 +8,14 @@ replaced whole; allowlist proves which entries it added with a ledger kept in th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from allowlist.model import ExistingRule, IpRange, TargetRef
+
+if TYPE_CHECKING:
+    from allowlist.azure import ArmClients
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Capabilities:
     empty_list_means_open: bool = False  # Cosmos DB: no IP rules = every address allowed
     single_address_max_prefix: int = 32  # Storage: /31 and /32 must be written as bare addresses
     same_region_bypasses_rules: bool = False  # Storage: IP rules do not apply within its region
+    limit_error_codes: tuple[str, ...] = ()  # ARM error codes meaning "the firewall is full"
 
     def valid_name(self, name: str) -> bool:
         return re.match(self.name_pattern, name) is not None
@@ -42,6 +46,12 @@ class Firewall:
     location: str = ""
     notes: tuple[str, ...] = ()  # facts worth a warning, e.g. a Storage account that allows all
     tag_count: int = 0  # address lists: the account's tags that are not allowlist's ledger
+    opaque: tuple[str, ...] = ()  # rules or entries that are not IPv4 ranges: kept, counted, never touched
+    etag: str | None = None  # address lists: the version read, for If-Match
+
+    @property
+    def count(self) -> int:
+        return len(self.rules) + len(self.opaque)
 
 
 class TargetWriteError(Exception):
@@ -71,3 +81,19 @@ class ListTarget(Target, Protocol):
     """An address list, rewritten whole from a fresh read, with its ownership ledger in one write."""
 
     def replace_entries(self, prefix: str, add: Sequence[str], remove: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Everything specific to one kind of back end, in one value: the registry, the template context
+    and the role definitions are built from these."""
+
+    kind: str  # "sql": the key used in plans and templates
+    arm_type: str  # canonical spelling, "Microsoft.Sql/servers"
+    capabilities: Capabilities
+    client: tuple[str, str]  # the SDK's module and client class, imported on first use
+    api_version: str  # what rendered templates deploy with
+    opener: Callable[[TargetRef, ArmClients, Capabilities], Target]
+    read_actions: tuple[str, ...]  # RBAC actions a plan needs
+    write_actions: tuple[str, ...]  # RBAC actions an apply needs on top
+    iac: dict[str, str] = field(default_factory=dict)  # resource names the templates need, by format

@@ -1,68 +1,46 @@
-"""Every supported back end: its capabilities, and the module that speaks to it."""
+"""Every supported back end, from its own module; resource IDs are parsed into targets here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+import re
+from typing import TYPE_CHECKING
 
-from allowlist.azure import ArmClients
+from allowlist.errors import ConfigError
 from allowlist.model import TargetRef
-from allowlist.targets.base import Capabilities, Target
+from allowlist.targets import cosmosdb, mysql, postgresql, sql, storage
+from allowlist.targets.base import Backend, Capabilities, Target
 
-# Rules the services create themselves for "allow Azure services": never ours, whatever the prefix.
-ALLOW_AZURE_SQL = ("AllowAllWindowsAzureIps",)
+if TYPE_CHECKING:
+    from allowlist.azure import ArmClients
 
-# PostgreSQL and MySQL flexible servers: the same rule model, names of letters, digits, '-' and '_'.
-_FLEXIBLE = Capabilities(
-    label="PostgreSQL flexible server",
-    named_ranges=True,
-    ipv6=False,
-    default_rule_limit=128,
-    long_running_writes=True,
-    name_pattern=r"^[-\w]{1,128}$",
-    name_dots_as="_",
+BACKENDS: dict[str, Backend] = {b.kind: b for b in (m.BACKEND for m in (sql, postgresql, mysql, cosmosdb, storage))}
+_BY_TYPE = {b.arm_type.lower(): b for b in BACKENDS.values()}
+
+_TARGET_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"(?P<type>Microsoft\.[A-Za-z]+/[A-Za-z]+)/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
 )
 
-CAPABILITIES: dict[str, Capabilities] = {
-    "sql": Capabilities(
-        label="Azure SQL server",
-        named_ranges=True,
-        ipv6=False,
-        default_rule_limit=128,
-        long_running_writes=False,
-        protected_names=ALLOW_AZURE_SQL,
-    ),
-    "postgresql": _FLEXIBLE,
-    "mysql": replace(_FLEXIBLE, label="MySQL flexible server"),
-    "cosmosdb": Capabilities(
-        label="Cosmos DB account",
-        named_ranges=False,
-        ipv6=False,
-        default_rule_limit=1000,
-        long_running_writes=True,
-        empty_list_means_open=True,
-    ),
-    "storage": Capabilities(
-        label="Storage account",
-        named_ranges=False,
-        ipv6=False,
-        default_rule_limit=400,
-        long_running_writes=False,
-        single_address_max_prefix=30,
-        same_region_bypasses_rules=True,
-    ),
-}
+
+def capabilities(kind: str) -> Capabilities:
+    return BACKENDS[kind].capabilities
+
+
+def parse_target(resource_id: str) -> TargetRef:
+    m = _TARGET_ID.match(resource_id.strip())
+    if m is None:
+        raise ConfigError(
+            f"'{resource_id}' is not a resource ID of the form "
+            "/subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Sql/servers/NAME"
+        )
+    backend = _BY_TYPE.get(m["type"].lower())
+    if backend is None:
+        supported = ", ".join(b.arm_type for b in BACKENDS.values())
+        raise ConfigError(f"'{resource_id}': {m['type']} is not a supported target (supported: {supported})")
+    return TargetRef(m["sub"].lower(), m["rg"], backend.arm_type, m["name"], backend.kind)
 
 
 def open_target(ref: TargetRef, clients: ArmClients) -> Target:
-    from allowlist.targets.accounts import CosmosTarget, StorageTarget
-    from allowlist.targets.servers import FlexibleTarget, SqlTarget
-
-    openers: dict[str, Callable[[TargetRef, ArmClients, Capabilities], Target]] = {
-        "sql": SqlTarget,
-        "postgresql": FlexibleTarget,
-        "mysql": FlexibleTarget,
-        "cosmosdb": CosmosTarget,
-        "storage": StorageTarget,
-    }
-    return openers[ref.kind](ref, clients, CAPABILITIES[ref.kind])
+    backend = BACKENDS[ref.kind]
+    return backend.opener(ref, clients, backend.capabilities)

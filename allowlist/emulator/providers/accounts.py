@@ -131,6 +131,23 @@ def _replace(state: State, account: IpListAccount, entries: list[str] | None, ta
         account.ip_rules = list(dict.fromkeys(entries))
     if tags is not None:
         account.tags = tags
+    account.version += 1
+
+
+def check_if_match(request: Request, account: IpListAccount) -> None:
+    """A write that names the version it read is refused when the account changed since: ARM's 412."""
+    wanted = request.headers.get("if-match")
+    if wanted is not None and wanted.strip() not in ("*", account.etag):
+        raise ArmError(
+            412,
+            "PreconditionFailed",
+            f"The resource '{account.name}' was changed since it was read (If-Match {wanted} does not match "
+            f"the current ETag {account.etag}).",
+        )
+
+
+def _answer(body: JSON, account: IpListAccount) -> Response:
+    return Response(200, body, {"ETag": account.etag})
 
 
 def busy(account: IpListAccount) -> ArmError:
@@ -146,7 +163,8 @@ def routes(fail_write: Callable[[Request], bool]) -> list[Route]:
 
     def get_cosmos(request: Request, state: State) -> Response:
         with state.lock:
-            return Response(200, cosmos_body(find_resource(request, state, state.accounts, COSMOSDB, "name")))
+            account = find_resource(request, state, state.accounts, COSMOSDB, "name")
+            return _answer(cosmos_body(account), account)
 
     def patch_cosmos(request: Request, state: State) -> Response:
         payload = request.json()
@@ -162,12 +180,14 @@ def routes(fail_write: Callable[[Request], bool]) -> list[Route]:
         if fail_write(request):
             raise busy(account)
         with state.lock:
+            check_if_match(request, account)
             _replace(state, account, entries, tags)
-            return Response(200, cosmos_body(account))
+            return _answer(cosmos_body(account), account)
 
     def get_storage(request: Request, state: State) -> Response:
         with state.lock:
-            return Response(200, storage_body(find_resource(request, state, state.accounts, STORAGE, "name")))
+            account = find_resource(request, state, state.accounts, STORAGE, "name")
+            return _answer(storage_body(account), account)
 
     def patch_storage(request: Request, state: State) -> Response:
         payload = request.json()
@@ -186,10 +206,11 @@ def routes(fail_write: Callable[[Request], bool]) -> list[Route]:
             account = find_resource(request, state, state.accounts, STORAGE, "name")
             if fail_write(request):
                 raise busy(account)
+            check_if_match(request, account)
             if acls and isinstance(acls.get("defaultAction"), str):
                 account.default_action = acls["defaultAction"]
             _replace(state, account, entries, tags)
-            return Response(200, storage_body(account))
+            return _answer(storage_body(account), account)
 
     return [
         route("GET", cosmos, get_cosmos, f"{COSMOSDB}/read"),

@@ -79,7 +79,7 @@ def routes(
                 state.record(server.id, after.name, before, after)
             return rule_body(server, after)
 
-        return operations.start(request, namespace, server.location, complete, fail_writes(request))
+        return operations.start(request, namespace, server.location, complete, fail_writes(request), server.id)
 
     def delete_rule(request: Request, state: State) -> Response:
         with state.lock:
@@ -92,7 +92,7 @@ def routes(
             if before is not None:
                 state.record(server.id, before.name, before, None)
 
-        return operations.start(request, namespace, server.location, complete, fail_writes(request))
+        return operations.start(request, namespace, server.location, complete, fail_writes(request), server.id)
 
     kind = resource_type
     return [

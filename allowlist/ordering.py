@@ -1,0 +1,110 @@
+"""The order of one target's writes, chosen so that no write uncovers an address still needed.
+
+Pure interval arithmetic, so the invariant is decided (and tested) in the planner, not hoped for in
+apply: at every step, each address that the firewall covered before the run and the apps still need
+stays covered by some rule. Creates come first while the rule limit leaves room; a delete is taken
+only when the rules left cover every needed address it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from allowlist.model import IpRange
+
+
+class Write(Protocol):
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def range(self) -> IpRange: ...
+
+
+def union(ranges: Iterable[IpRange]) -> list[IpRange]:
+    """Sorted, disjoint, non-adjacent ranges covering exactly the same addresses."""
+    merged: list[IpRange] = []
+    for r in sorted(ranges):
+        if merged and r.start <= merged[-1].end + 1:
+            if r.end > merged[-1].end:
+                merged[-1] = IpRange(merged[-1].start, r.end)
+        else:
+            merged.append(r)
+    return merged
+
+
+def intersect(a: Sequence[IpRange], b: Sequence[IpRange]) -> list[IpRange]:
+    """Both inputs sorted and disjoint (as `union` returns them)."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i].start, b[j].start), min(a[i].end, b[j].end)
+        if start <= end:
+            out.append(IpRange(start, end))
+        if a[i].end < b[j].end:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def covers(rules: Sequence[IpRange], needed: Sequence[IpRange]) -> bool:
+    """Whether the union of `rules` holds every address of `needed` (sorted and disjoint)."""
+    return intersect(union(rules), needed) == list(needed)
+
+
+W = TypeVar("W", bound=Write)
+
+
+@dataclass(frozen=True)
+class Ordering(Generic[W]):
+    writes: tuple[W, ...]  # every write, in a safe order; empty when `short` > 0
+    short: int = 0  # rules of headroom missing for any safe order
+
+
+def order_writes(
+    existing: Sequence[IpRange], others: int, writes: Sequence[W], limit: int, needed: Sequence[IpRange]
+) -> Ordering[W]:
+    """`existing`: every rule's range now; `others`: rules that hold no IPv4 range but count to the limit."""
+    protected = intersect(union(needed), union(existing))
+    found = _simulate(existing, others, writes, limit, protected)
+    if found is not None:
+        return Ordering(tuple(found))
+    # More room never hurts, and room for every create always works (creates first): search between.
+    low, high = 1, sum(1 for w in writes if w.action != "delete")
+    while low < high:
+        middle = (low + high) // 2
+        if _simulate(existing, others, writes, limit + middle, protected) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return Ordering((), short=low)
+
+
+def _simulate(
+    existing: Sequence[IpRange], others: int, writes: Sequence[W], limit: int, protected: list[IpRange]
+) -> list[W] | None:
+    current = list(existing)
+    creates = [w for w in writes if w.action != "delete"]
+    deletes = [w for w in writes if w.action == "delete"]
+    # Creates that take over needed addresses from rules to be deleted go first: they free those deletes.
+    freeing = union(intersect(union(d.range for d in deletes), protected)) if deletes else []
+    creates.sort(key=lambda c: not intersect([c.range], freeing))
+    order: list[W] = []
+    while creates or deletes:
+        if creates and len(current) + others < limit:
+            create = creates.pop(0)
+            current.append(create.range)
+            order.append(create)
+            continue
+        for i, delete in enumerate(deletes):
+            rest = list(current)
+            rest.remove(delete.range)
+            if covers(rest, intersect([delete.range], protected)):
+                current = rest
+                order.append(deletes.pop(i))
+                break
+        else:
+            return None
+    return order

@@ -1,0 +1,59 @@
+"""Least-privilege role definitions, built from the back ends' descriptors (examples/roles/ holds them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allowlist.targets.registry import BACKENDS
+
+APP_READ = ("Microsoft.Resources/subscriptions/read", "Microsoft.Web/sites/read", "Microsoft.Web/sites/slots/read")
+LEASE = ("Microsoft.Resources/tags/read", "Microsoft.Resources/tags/write")  # the per-target lease of apply
+EXAMPLE_SCOPE = "/subscriptions/11111111-1111-4111-8111-111111111111"
+
+
+def _role(name: str, description: str, actions: tuple[str, ...], scope: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "IsCustom": True,
+        "Description": description,
+        "Actions": list(dict.fromkeys(actions)),
+        "NotActions": [],
+        "DataActions": [],
+        "NotDataActions": [],
+        "AssignableScopes": [scope],
+    }
+
+
+def role_definitions(scope: str = EXAMPLE_SCOPE) -> dict[str, dict[str, Any]]:
+    """File name -> role definition, as `az role definition create --role-definition @FILE` takes it."""
+    named = [b for b in BACKENDS.values() if b.capabilities.named_ranges]
+    lists = [b for b in BACKENDS.values() if not b.capabilities.named_ranges]
+    data_scope = f"{scope}/resourceGroups/rg-data"
+    return {
+        "allowlist-app-reader.json": _role(
+            "allowlist App Reader",
+            "Lets allowlist read App Service apps and slots and their outbound addresses. Assign on the "
+            "subscriptions or resource groups that hold the apps.",
+            APP_READ,
+            scope,
+        ),
+        "allowlist-firewall-writer.json": _role(
+            "allowlist Database Firewall Writer",
+            "Lets allowlist read, create and delete firewall rules of "
+            + ", ".join(b.capabilities.label + "s" for b in named)
+            + ", follow their long-running operations, and hold its lease tag while it writes; nothing else on "
+            "the servers. Assign on each server it syncs (or their resource group).",
+            tuple(a for b in named for a in (*b.read_actions, *b.write_actions)) + LEASE,
+            data_scope,
+        ),
+        "allowlist-account-network-writer.json": _role(
+            "allowlist Account Network Writer",
+            "Lets allowlist read "
+            + " and ".join(b.capabilities.label + "s" for b in lists)
+            + ", PATCH their IP lists and tags, and hold its lease tag while it writes. Azure has no narrower "
+            "action for an account's IP rules than account write, so assign this only on the accounts "
+            "allowlist syncs.",
+            tuple(a for b in lists for a in (*b.read_actions, *b.write_actions)) + LEASE,
+            data_scope,
+        ),
+    }

@@ -1,0 +1,128 @@
+"""A lease per target, so two runs that overlap (a slow hourly run, a manual run) never interleave writes.
+
+The lease is one tag on the target resource, `PREFIXlease = "RUN-ID EXPIRY"` (expiry in Unix seconds),
+written through ARM's Tags API (`Microsoft.Resources/tags`), which works the same for every kind of
+resource and needs only `Microsoft.Resources/tags/read` and `/write`. A run takes every lease it needs,
+waits a moment, and reads them back: whoever's ID is there holds it (the last writer wins, and both
+writers see the same winner). A live lease of another run makes this run skip that target; an expired
+one is taken over. Leases are renewed during long targets and released at the end.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from allowlist.armerrors import describe, raise_if_fatal
+from allowlist.model import TargetRef
+
+if TYPE_CHECKING:
+    from allowlist.azure import ArmClients
+
+TAGS_API = "2021-04-01"
+ATTEMPTS = 3
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def lease_tag(prefix: str) -> str:
+    return f"{prefix}lease"
+
+
+def parse_lease(value: object) -> tuple[str, float] | None:
+    """`"RUN-ID EXPIRY"` -> (run id, expiry); None for anything else (treated as no lease)."""
+    if not isinstance(value, str):
+        return None
+    run_id, _, expiry = value.strip().partition(" ")
+    try:
+        return (run_id, float(expiry)) if run_id else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Lease:
+    ref: TargetRef
+    clients: ArmClients
+    prefix: str
+    run_id: str
+    seconds: float
+    clock: Callable[[], float] = time.time
+    taken_at: float = 0.0
+    value: str = ""  # the tag value last written
+
+    def _send(self, method: str, body: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        client = self.clients.client("subscriptions")  # any client sends a raw request; this one is light
+        url = f"{self.ref.id}/providers/Microsoft.Resources/tags/default?api-version={TAGS_API}"
+        last: Exception | None = None
+        for _ in range(ATTEMPTS):  # PATCH is not retried by the SDK on a dropped connection
+            try:
+                response = client.send_request(HttpRequest(method, url, json=body))
+                if response.status_code >= 400:
+                    raise HttpResponseError(response=response)
+                payload = response.json() if response.content else {}
+                return payload if isinstance(payload, Mapping) else {}
+            except Exception as exc:  # an SDK or transport error: try again, then report it
+                raise_if_fatal(exc)
+                last = exc
+        assert last is not None
+        raise last
+
+    def holder(self) -> tuple[str, float] | None:
+        """Who holds the lease now, and until when; None when nobody holds a live one."""
+        props = self._send("GET").get("properties")
+        tags = props.get("tags") if isinstance(props, Mapping) else None
+        found = parse_lease(tags.get(lease_tag(self.prefix)) if isinstance(tags, Mapping) else None)
+        return found if found is not None and found[1] > self.clock() else None
+
+    def _write(self, operation: str) -> None:
+        self.value = f"{self.run_id} {int(self.clock() + self.seconds)}"
+        self._send("PATCH", {"operation": operation, "properties": {"tags": {lease_tag(self.prefix): self.value}}})
+
+    def offer(self) -> str | None:
+        """Write our lease unless another run holds a live one; returns why not, or None."""
+        try:
+            held = self.holder()
+            if held is not None and held[0] != self.run_id:
+                return f"another allowlist run ({held[0]}) holds its lease for {int(held[1] - self.clock())} s more"
+            self._write("Merge")
+            self.taken_at = self.clock()
+        except Exception as exc:  # the lease could not be taken: this target is skipped
+            raise_if_fatal(exc)
+            return f"could not take its lease: {describe(exc)}"
+        return None
+
+    def confirm(self) -> str | None:
+        """After every run that offered has written: ours only if our ID is the one there."""
+        try:
+            held = self.holder()
+        except Exception as exc:
+            raise_if_fatal(exc)
+            return f"could not read its lease back: {describe(exc)}"
+        if held is None or held[0] != self.run_id:
+            who = held[0] if held else "nobody"
+            return f"another allowlist run ({who}) took its lease at the same moment"
+        return None
+
+    def renew_if_due(self) -> None:
+        if self.clock() - self.taken_at > self.seconds / 3:
+            self._write("Merge")
+            self.taken_at = self.clock()
+
+    def release(self) -> None:
+        try:
+            if self.confirm() is None:
+                # Delete takes the name and the value it removes.
+                self._send(
+                    "PATCH", {"operation": "Delete", "properties": {"tags": {lease_tag(self.prefix): self.value}}}
+                )
+        except Exception as exc:  # an unreleased lease expires by itself
+            raise_if_fatal(exc)

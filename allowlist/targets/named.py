@@ -1,0 +1,114 @@
+"""Servers with named IPv4 start/end rules (Azure SQL, PostgreSQL and MySQL flexible servers): the
+reads and writes they share. What differs between them lives in their own modules.
+
+Never uses SQL's collection-level "replace all rules" call: it would delete rules allowlist does not own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from allowlist.armerrors import describe
+
+if TYPE_CHECKING:
+    from allowlist.azure import ArmClients
+
+from allowlist.model import ExistingRule, IpRange, TargetRef
+from allowlist.targets.base import Capabilities, Firewall, TargetWriteError
+
+# A failed long-running write changed nothing and may be tried again (PUT and DELETE are idempotent).
+OPERATION_ATTEMPTS = 3
+
+
+def is_limit_error(capabilities: Capabilities, code: str, message: str) -> bool:
+    """A full firewall: SQL's error 40611 ("supports a maximum of N"), and the codes a back end names."""
+    return (
+        code in capabilities.limit_error_codes
+        or "40611" in message
+        or ("maximum of" in message and "firewall" in message)
+    )
+
+
+def _field(rule: Any, key: str, attribute: str) -> Any:
+    # azure-mgmt-sql and -postgresqlflexibleservers models are mappings over the REST JSON;
+    # azure-mgmt-mysqlflexibleservers 1.0 still flattens properties onto the model.
+    if isinstance(rule, Mapping):
+        props = rule.get("properties")
+        return props.get(key) if isinstance(props, Mapping) else None
+    return getattr(rule, attribute, None)
+
+
+def rule_range(rule: Any) -> IpRange | None:
+    """The rule's range, or None when the payload does not hold two IPv4 addresses in order."""
+    start, end = _field(rule, "startIpAddress", "start_ip_address"), _field(rule, "endIpAddress", "end_ip_address")
+    if not isinstance(start, str) or not isinstance(end, str):
+        return None
+    try:
+        return IpRange.parse(start, end)
+    except ValueError:
+        return None
+
+
+class NamedRules:
+    def __init__(self, ref: TargetRef, clients: ArmClients, capabilities: Capabilities) -> None:
+        self.ref = ref
+        self.capabilities = capabilities
+        self._clients = clients
+
+    def _ops(self) -> Any:
+        return self._clients.client(self.ref.kind, self.ref.subscription_id).firewall_rules
+
+    def read(self, prefix: str) -> Firewall:
+        del prefix  # named rules carry their ownership in their names
+        rules, opaque = [], []
+        for rule in self._ops().list_by_server(self.ref.resource_group, self.ref.name):
+            name, found = getattr(rule, "name", None), rule_range(rule)
+            if not isinstance(name, str):
+                opaque.append("<a rule without a name>")
+            elif found is None:
+                opaque.append(name)
+            else:
+                rules.append(ExistingRule(name, found))
+        notes = tuple(f"rule '{n}' does not hold an IPv4 range: left alone, counted toward the limit" for n in opaque)
+        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
+
+    def _write(self, call: Any, *args: Any) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        for attempt in range(1, OPERATION_ATTEMPTS + 1):
+            try:
+                result = call(self.ref.resource_group, self.ref.name, *args)
+                if self.capabilities.long_running_writes:
+                    self._wait(result)
+                return
+            except HttpResponseError as exc:
+                code = exc.error.code if exc.error is not None and exc.error.code else ""
+                failed_operation = self.capabilities.long_running_writes and (exc.status_code or 0) < 400
+                if failed_operation:  # the operation's status said Failed: its own code and message
+                    message = f"the operation failed: {code or 'Failed'}: {exc.error.message if exc.error else exc}"
+                    if attempt < OPERATION_ATTEMPTS:
+                        continue
+                else:
+                    message = describe(exc)
+                limit_hit = is_limit_error(self.capabilities, code, message)
+                raise TargetWriteError(message, limit_hit=limit_hit) from exc
+
+    def _wait(self, poller: Any) -> None:
+        """Bounded: a stuck operation ends this target's run instead of hanging the pipeline."""
+        limit = self._clients.settings.operation_timeout
+        poller.result(timeout=limit)
+        if not poller.done():
+            raise TargetWriteError(
+                f"the operation did not finish within {limit:g} s; it may still complete, run plan again"
+            )
+
+    def put_rule(self, name: str, rule_range: IpRange) -> None:
+        body = {"properties": {"startIpAddress": rule_range.first, "endIpAddress": rule_range.last}}
+        ops = self._ops()
+        self._write(ops.begin_create_or_update if self.capabilities.long_running_writes else ops.create_or_update,
+                    name, body)  # fmt: skip
+
+    def delete_rule(self, name: str) -> None:
+        ops = self._ops()
+        self._write(ops.begin_delete if self.capabilities.long_running_writes else ops.delete, name)
