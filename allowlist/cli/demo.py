@@ -9,9 +9,10 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
     """Start the emulator with the demo estate, then run ips, plan, apply --yes, and plan again."""
     from allowlist.apply import apply_plan
     from allowlist.azure import ArmClients, ArmSettings, StaticTokenCredential
-    from allowlist.config import load_scope
+    from allowlist.config import Scope, Selector, SyncBlock, load_scope
     from allowlist.emulator import Emulator, demo_estate_path, load_estate
     from allowlist.report import render_apps, render_plan, render_result
+    from allowlist.sources.appservice import discover
     from allowlist.sync import make_plan
 
     fmt = o.Common(output=output).format
@@ -23,10 +24,10 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
         )
         clients = ArmClients(settings, StaticTokenCredential("demo-token"))
         o.note(f"Demo estate served by the local ARM emulator at {emu.base_url}\n")
-        reading = make_plan(scope, clients)
-        first, discovery = reading.plan, reading.discovery
         o.note("== 1. allowlist ips: every app and the addresses it connects from")
-        o.emit(render_apps(discovery.apps, fmt, verbose))
+        everything = Scope(scope.settings, (SyncBlock("every app", (), Selector()),))
+        o.emit(render_apps(discover(everything, clients).apps, fmt, verbose))
+        first = make_plan(scope, clients).plan
         o.note("\n== 2. allowlist plan: what would change (nothing is written)")
         o.emit(render_plan(first, fmt, verbose))
         o.note("\n== 3. allowlist apply --yes: creates first, then removes stale rules allowlist owns")

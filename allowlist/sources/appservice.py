@@ -7,12 +7,14 @@ Reads run concurrently with a bound. A subscription or slot list that fails beco
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from allowlist.addresses import parse_address_list
+from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients, list_raw
 from allowlist.config import AddressSource, Scope
@@ -20,36 +22,56 @@ from allowlist.model import AppEgress, Discovery, DiscoveryIssue
 
 
 def discover(scope: Scope, clients: ArmClients) -> Discovery:
+    """Every app in scope of some [[sync]] block. Apps out of scope are read only as far as choosing needs."""
     settings = scope.settings
     issues: list[DiscoveryIssue] = []
     subscriptions = _subscriptions(scope, clients, issues)
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
         listed = list(pool.map(lambda sub: _list_sites(clients, sub), subscriptions))
-        sites: list[AppEgress] = []
+        sites: list[tuple[AppEgress, Mapping[str, Any]]] = []
         for sub, (found, issue) in zip(subscriptions, listed, strict=True):
             if issue is not None:
                 issues.append(DiscoveryIssue(f"/subscriptions/{sub}", issue))
-            sites.extend(to_egress(raw, settings.addresses) for raw in found)
+            sites += _identified(found, f"/subscriptions/{sub}", issues)
         # Slots: one list per resource group holding sites in scope (includeSlots), not one per site.
         groups = sorted(
             {
                 (site.subscription_id, site.resource_group)
-                for site in sites
+                for site, _ in sites
                 if any(b.selector.slots and b.selector.matches_site(site) for b in scope.blocks)
             },
             key=lambda g: (g[0], g[1].lower()),
         )
         slot_lists = list(pool.map(lambda group: _list_group_slots(clients, *group), groups))
-    apps = list(sites)
+    apps = [with_addresses(site, raw, settings.addresses) for site, raw in sites if _in_scope(scope, site)]
     for (sub, group), (found, issue) in zip(groups, slot_lists, strict=True):
+        where = f"/subscriptions/{sub}/resourceGroups/{group}"
         if issue is not None:
-            issues.append(
-                DiscoveryIssue(f"/subscriptions/{sub}/resourceGroups/{group}", f"slots could not be listed: {issue}")
-            )
-        apps.extend(to_egress(raw, settings.addresses) for raw in found if "/slots/" in str(raw.get("id", "")))
+            issues.append(DiscoveryIssue(where, f"slots could not be listed: {issue}"))
+        for slot, raw in _identified(found, where, issues):
+            if slot.slot is not None and _in_scope(scope, slot):
+                apps.append(with_addresses(slot, raw, settings.addresses))
     apps.sort(key=lambda a: a.id.lower())
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
     return Discovery(tuple(apps), tuple(issues))
+
+
+def _in_scope(scope: Scope, app: AppEgress) -> bool:
+    return any(b.selector.matches(app) for b in scope.blocks)
+
+
+def _identified(
+    found: Iterable[Any], where: str, issues: list[DiscoveryIssue]
+) -> list[tuple[AppEgress, Mapping[str, Any]]]:
+    """Each listed payload as an app to select by, or an issue when it cannot even say which app it is."""
+    out = []
+    for raw in found:
+        app = identify(raw)
+        if app is None:
+            issues.append(DiscoveryIssue(where, f"a listed site is not a readable app payload: {_shape(raw)}"))
+        else:
+            out.append((app, raw))
+    return out
 
 
 def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
@@ -59,7 +81,13 @@ def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssu
     found, issue = _collect(lambda: list_raw(clients.client("subscriptions"), "/subscriptions"))
     if issue is not None:
         issues.append(DiscoveryIssue("/subscriptions", f"subscriptions could not be listed: {issue}"))
-    usable = {s["subscriptionId"].lower() for s in found if s.get("state") in ("Enabled", "Warning", "PastDue")}
+    usable = {
+        s["subscriptionId"].lower()
+        for s in found
+        if isinstance(s, Mapping)
+        and isinstance(s.get("subscriptionId"), str)
+        and s.get("state") in ("Enabled", "Warning", "PastDue")
+    }
     return sorted(explicit | usable)
 
 
@@ -85,22 +113,76 @@ def _collect(pager: Callable[[], Iterable[dict[str, Any]]]) -> tuple[list[dict[s
     return items, None
 
 
-def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
-    """One site or slot payload -> AppEgress, deciding whether its addresses can be trusted."""
-    props: Mapping[str, Any] = raw.get("properties") or {}
-    resource_id = str(raw.get("id", ""))
-    parts = resource_id.split("/")
+_SITE_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Web/sites/([^/]+)"
+                      r"(?:/slots/([^/]+))?$", re.IGNORECASE)  # fmt: skip
+
+
+def _shape(value: Any) -> str:
+    """How JSON calls a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def identify(raw: Any) -> AppEgress | None:
+    """What selection needs (ID, name, kind, tags), read defensively; None when the ID is not a site's."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+        return None
+    m = _SITE_ID.match(raw["id"])
+    if m is None:
+        return None
+    sub, group, site, slot = m.groups()
+    tags = raw.get("tags")
+    kind, location = raw.get("kind"), raw.get("location")
+    return AppEgress(
+        id=raw["id"],
+        name=f"{site}/{slot}" if slot else site,
+        subscription_id=sub.lower(),
+        resource_group=group,
+        kind=kind if isinstance(kind, str) and kind else "app",
+        location=location if isinstance(location, str) else "",
+        tags=tuple((k, v) for k, v in tags.items() if isinstance(k, str) and isinstance(v, str))
+        if isinstance(tags, Mapping)
+        else (),
+    )
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _addresses(props: Mapping[str, Any], key: str) -> tuple[ParsedAddresses, str]:
+    """The property parsed, or why it cannot be (a value of another JSON type than a string)."""
+    value = props.get(key)
+    if value is None or isinstance(value, str):
+        return parse_address_list(value), ""
+    return parse_address_list(None), f"{key} is {_shape(value)}, not a list of addresses"
+
+
+def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
+    """The app with the addresses its payload holds, and whether they can be trusted (pinned)."""
+    found = raw.get("properties")
+    props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
     v6_key = "possibleOutboundIpv6Addresses" if source == "possible" else "outboundIpv6Addresses"
-    parsed = parse_address_list(props.get(key))
-    ipv6 = parsed.ipv6 + parse_address_list(props.get(v6_key)).ipv6  # some payloads mix them
+    parsed, bad = _addresses(props, key)
+    parsed_v6, _ = _addresses(props, v6_key)
+    ipv6 = parsed.ipv6 + parsed_v6.ipv6  # some payloads mix them
     warnings = [f"ignored {item}" for item in parsed.rejected]
-    sku = str(props.get("sku") or "")
-    kind = str(raw.get("kind") or "app")
-    routing = props.get("outboundVnetRouting") or {}
-    route_all = bool(routing.get("allTraffic") or props.get("vnetRouteAllEnabled"))
-    reason = ""
-    if route_all and props.get("virtualNetworkSubnetId"):
+    sku = _string(props.get("sku"))
+    routing = props.get("outboundVnetRouting")
+    routing = routing if isinstance(routing, Mapping) else {}
+    route_all = routing.get("allTraffic") is True or props.get("vnetRouteAllEnabled") is True
+    reason = bad
+    if reason:
+        pass
+    elif route_all and props.get("virtualNetworkSubnetId"):
         reason = "routes all outbound traffic through its virtual network (NAT gateway or firewall egress)"
     elif sku.lower() == "flexconsumption":
         reason = "Flex Consumption apps do not leave from fixed addresses"
@@ -112,14 +194,8 @@ def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
         warnings.append("Consumption plan: the app may also connect from addresses outside this list")
     if ipv6:
         warnings.append(f"{len(ipv6)} IPv6 address(es) reported; SQL firewall rules are IPv4 only")
-    return AppEgress(
-        id=resource_id,
-        name=str(raw.get("name", "")),
-        subscription_id=parts[2].lower() if len(parts) > 2 else "",
-        resource_group=parts[4] if len(parts) > 4 else str(props.get("resourceGroup", "")),
-        kind=kind,
-        location=str(raw.get("location", "")),
-        tags=tuple(sorted((raw.get("tags") or {}).items())),
+    return replace(
+        app,
         ipv4=parsed.ipv4,
         ipv6=ipv6,
         source=key,
@@ -127,3 +203,11 @@ def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
         reason=reason,
         warnings=tuple(warnings),
     )
+
+
+def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
+    """One site or slot payload -> AppEgress (for payloads known to be sites)."""
+    app = identify(raw)
+    if app is None:
+        raise ValueError(f"not a site payload: {raw.get('id')!r}")
+    return with_addresses(app, raw, source)
