@@ -254,5 +254,5 @@ def plan_from_data(data: dict[str, Any], runtime: Settings) -> Plan:
         for a in _list(data["apps"], "apps")
     )
     issues = tuple(DiscoveryIssue(_text(i["scope"], "scope"), _text(i["message"], "message")) for i in data["issues"])
-    scope = _read_scope(data["scope"], settings) if data.get("scope") is not None else None
+    scope = _read_scope(data["scope"], settings)
     return Plan(settings, tuple(targets), apps, issues, scope, _read_findings(data.get("findings", []), ""))

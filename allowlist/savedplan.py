@@ -40,7 +40,9 @@ def recheck(saved: Plan, clients: ArmClients) -> Plan:
             findings += check_changes(target_plan, firewall, saved)
     if not findings:
         findings += _staleness(saved, fresh)
-    return replace(fresh, extra=tuple(findings))
+    # What the fresh plan finds itself is said once, in its words.
+    known = {(f.kind, f.target) for f in fresh.findings}
+    return replace(fresh, extra=tuple(f for f in findings if (f.kind, f.target) not in known))
 
 
 def check_changes(target_plan: TargetPlan, firewall: Firewall, plan: Plan) -> list[Finding]:
@@ -113,7 +115,7 @@ def _staleness(saved: Plan, fresh: Plan) -> list[Finding]:
             why += f" (+{len(apps_changed) - 5} more)" if len(apps_changed) > 5 else ""
         else:
             why = "a fresh plan would make other changes"
-        found.append(Finding(Kind.STALE_PLAN, why, old.target.id))
+        found.append(Finding(Kind.STALE_PLAN, f"the plan is stale: {why}; run plan again", old.target.id))
     return found
 
 

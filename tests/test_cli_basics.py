@@ -41,7 +41,7 @@ def test_usage_errors_exit_1_never_2(capsys: Cap) -> None:
     for args in (["plan", "--bogus"], ["plan", "-o", "yaml"], ["nope"], ["plan", "--rule-limit", "0"]):
         result = cli(capsys, *args)
         assert result.code == 1, args
-        assert "Error" in result.err
+        assert result.err.startswith("error: ") and len(result.err.strip().splitlines()) == 1, result.err
 
 
 def test_no_arguments_shows_help(capsys: Cap) -> None:

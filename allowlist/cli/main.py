@@ -74,11 +74,12 @@ def run(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=argv, prog_name="allowlist", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors: 1, so they never read as "changes pending"
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            typer.echo(f"Error: {exc.format_message()}", err=True)
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help(), err=True)
+            return EXIT_ERROR
+        where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
         return EXIT_ERROR
     except typer.Abort:
         typer.echo("Aborted; nothing more was written.", err=True)

@@ -231,6 +231,8 @@ class Emulator:
             return matched.handler(bound, self.state), action
         except ArmError as err:
             return err.response(), action
+        except Exception as exc:  # an emulator bug answers 500 with its name, never a silent hang-up
+            return ArmError(500, "EmulatorError", f"{type(exc).__name__}: {exc}").response(), action
 
     def _write_fails(self, request: Request) -> bool:
         """Whether a long-running write started now ends Failed (fault `lro-fail`)."""

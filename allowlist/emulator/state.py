@@ -40,6 +40,8 @@ class Site:
     sku: str = "PremiumV3"
     slot: str | None = None  # set for deployment slots
     slots: dict[str, Site] = field(default_factory=dict)
+    # Tests of odd payloads: JSON set over the answer, by dotted path ("properties.sku": 7).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -79,6 +81,7 @@ class DbServer:
     rules: dict[str, FirewallRule] = field(default_factory=dict)  # keyed by lower-case name
     type: str = SQL
     tags: dict[str, str] = field(default_factory=dict)
+    rule_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # by lower-case rule name
 
     @property
     def id(self) -> str:
@@ -220,3 +223,16 @@ def _put(rules: dict[str, FirewallRule], name: str, rule: FirewallRule | None) -
         rules.pop(name.lower(), None)
     else:
         rules[name.lower()] = rule
+
+
+def overlay(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`body` with each dotted path set to its value (a test's odd payload); objects on the way are made."""
+    for path, value in overrides.items():
+        node: Any = body
+        *parents, last = path.split(".")
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[last] = value
+    return body

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from allowlist.emulator.http import JSON, ArmError, Request, Response, not_found, page
-from allowlist.emulator.state import DbServer, FirewallRule, State
+from allowlist.emulator.state import DbServer, FirewallRule, State, overlay
 
 T = TypeVar("T")
 
@@ -74,7 +74,10 @@ class NamedRuleReads:
         with state.lock:
             server = self.find(request, state)
             ordered = sorted(server.rules.values(), key=lambda r: r.name.lower())
-            return page(request, [self.rule_body(server, r) for r in ordered], self.page_size)
+            bodies = [
+                overlay(self.rule_body(server, r), server.rule_overrides.get(r.name.lower(), {})) for r in ordered
+            ]
+            return page(request, bodies, self.page_size)
 
     def get_rule(self, request: Request, state: State) -> Response:
         with state.lock:

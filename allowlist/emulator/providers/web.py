@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from allowlist.emulator.http import JSON, Request, Response, Route, not_found, page, route
 from allowlist.emulator.providers.common import find_resource, require_resource_group, require_subscription
-from allowlist.emulator.state import Site, State
+from allowlist.emulator.state import Site, State, overlay
 
 READ = "Microsoft.Web/sites/read"
 SLOT_READ = "Microsoft.Web/sites/slots/read"
@@ -78,15 +78,18 @@ def body(site: Site) -> JSON:
             "name": site.hosting_environment_id.rsplit("/", 1)[-1],
             "type": "Microsoft.Web/hostingEnvironments",
         }
-    return {
-        "id": site.id,
-        "name": f"{site.name}/{site.slot}" if site.slot else site.name,
-        "type": "Microsoft.Web/sites/slots" if site.slot else "Microsoft.Web/sites",
-        "kind": site.kind,
-        "location": site.location,
-        "tags": dict(site.tags),
-        "properties": props,
-    }
+    return overlay(
+        {
+            "id": site.id,
+            "name": f"{site.name}/{site.slot}" if site.slot else site.name,
+            "type": "Microsoft.Web/sites/slots" if site.slot else "Microsoft.Web/sites",
+            "kind": site.kind,
+            "location": site.location,
+            "tags": dict(site.tags),
+            "properties": props,
+        },
+        site.overrides,
+    )
 
 
 def _site_config(site: Site) -> JSON:
