@@ -80,8 +80,9 @@ def main() -> None:
             plan_time = measure(lambda: make_plan(scope, clients), emu)
             ours.append(plan_time)
             theirs.append(measure(lambda: baseline(clients, subs, targets), emu))
-        plan = make_plan(scope, clients).plan
-        app_count = sum(1 for _ in _discovery.apps)
+        reading = make_plan(scope, clients)
+        plan = reading.plan
+        app_count = len(reading.discovery.apps)
 
     ours_t = statistics.median(t for t, _ in ours)
     theirs_t = statistics.median(t for t, _ in theirs)
