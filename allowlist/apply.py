@@ -106,11 +106,10 @@ def _write_list(target: ListTarget, target_plan: TargetPlan, prefix: str) -> Tar
     return TargetResult(target_plan.target, target_plan.changes)
 
 
-def _replan(target_plan: TargetPlan, firewall: Firewall, plan: Plan) -> TargetPlan:
-    """The target changed after the plan read it: add what is missing, delete nothing this run."""
+def _replan(target_plan: TargetPlan, firewall: Firewall, plan: Plan, why: str) -> TargetPlan:
+    """Another writer may know apps this run does not: add what is missing, delete nothing this run."""
     desired: dict[IpRange, tuple[str, ...]] = {c.range: c.apps for c in (*target_plan.keeps, *target_plan.of("create"))}
     apps = [a for a in plan.apps if any(a.id in c.apps for c in target_plan.keeps + target_plan.changes)]
-    why = "its firewall changed after this run read it (another run or a person): deletes wait for the next run"
     return plan_target(
         target_plan.target, desired, firewall, plan.settings, capabilities(target_plan.target.kind), [why], apps
     )
@@ -125,8 +124,13 @@ def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmC
                 ref, skipped=target_plan.changes, findings=(Finding(Kind.READ_FAILURE, firewall, ref.id),)
             )
         notes: tuple[Finding, ...] = ()
-        if fingerprint(firewall) != target_plan.fingerprint:
-            target_plan = _replan(target_plan, firewall, plan)
+        why = None
+        if lease.newer_writer is not None:
+            why = f"another allowlist run ({lease.newer_writer}) wrote it after this run began reading apps"
+        elif fingerprint(firewall) != target_plan.fingerprint:
+            why = "its firewall changed after this run read it (another run or a person)"
+        if why is not None:
+            target_plan = _replan(target_plan, firewall, plan, why + ": deletes wait for the next run")
             verdict = decide(target_plan.findings, "apply")
             notes = tuple(f for f in target_plan.findings if f.kind == Kind.INCOMPLETE)
             if not verdict.may_write:
@@ -141,15 +145,23 @@ def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmC
         lease.release()
 
 
-def apply_plan(plan: Plan, clients: ArmClients, mode: Mode = "apply", force: bool = False) -> ApplyResult:
-    """Write the plan's changes. The gate decides first; a refused plan writes nothing."""
+def apply_plan(
+    plan: Plan, clients: ArmClients, mode: Mode = "apply", force: bool = False, began: float | None = None
+) -> ApplyResult:
+    """Write the plan's changes. The gate decides first; a refused plan writes nothing.
+
+    `began`: when the run began reading apps (time.time()); another run's writes after it make this run
+    add without deleting. None: now."""
     decide(plan.findings, mode, force).enforce()
     work = [t for t in plan.targets if t.has_changes and t.error is None]
     if not work:
         return ApplyResult(())
     run_id = new_run_id()
-    leases = {t.target.key: Lease(t.target, clients, plan.settings.prefix, run_id, plan.settings.lease_seconds)
-              for t in work}  # fmt: skip
+    began = time.time() if began is None else began
+    leases = {
+        t.target.key: Lease(t.target, clients, plan.settings.prefix, run_id, plan.settings.lease_seconds, began)
+        for t in work
+    }
     width = max(plan.settings.concurrency, min(32, len(work)))  # leases are cheap reads and writes
     with ThreadPoolExecutor(max_workers=width) as pool:
         refused = dict(zip(leases, pool.map(lambda lease: lease.offer(), leases.values()), strict=True))

@@ -69,6 +69,7 @@ def never_the_default_credential(monkeypatch: pytest.MonkeyPatch) -> None:
 def quick_leases(monkeypatch: pytest.MonkeyPatch) -> None:
     """One run at a time in most tests: no need to wait for a rival run's lease to land."""
     monkeypatch.setattr("allowlist.apply.LEASE_SETTLE", 0.0)
+    monkeypatch.setattr("allowlist.targets.lease.CLOCK_SKEW", 0.0)  # one clock: runs in a test are seconds apart
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,7 @@ def apply(
 
     fmt, verbose = common.format, common.verbose
     mode: Mode = "apply"
+    began = time.time()  # another run's writes after this moment make this run add without deleting
     if plan_file is not None:
         if common.selects or common.config is not None:
             raise ConfigError(
@@ -72,7 +74,7 @@ def apply(
         if not typer.confirm("Apply these changes?", default=False, err=True):
             common.note("Nothing was written.")
             return EXIT_ERROR
-    result = apply_plan(plan, clients, mode, force)
+    result = apply_plan(plan, clients, mode, force, began)
     if fmt == "json":
         o.emit(json.dumps({"plan": plan_to_data(plan), "result": result_to_data(result)}, indent=2) + "\n")
     else:

@@ -31,6 +31,8 @@ class FaultConfig:
     error_rate: float = 0.0  # share of requests answered 500/503
     drop_rate: float = 0.0  # share of requests whose connection is closed without an answer
     lro_failure_rate: float = 0.0  # share of long-running writes that end Failed, changing nothing
+    throttle_rate: float = 0.0  # share of requests answered 429 at random, besides the token buckets
+    retry_after: int = 1  # the Retry-After those random 429s carry, in seconds
     throttle: bool = True  # ARM throttles always; switch off to measure without it
     reads: Bucket = Bucket(250, 25.0)  # per subscription, as ARM documents
     writes: Bucket = Bucket(200, 10.0)
@@ -79,6 +81,12 @@ def _apply(config: FaultConfig, key: str, value: str) -> FaultConfig:
         return replace(config, error_rate=_rate(value))
     if key == "drop-rate":
         return replace(config, drop_rate=_rate(value))
+    if key == "throttle-rate":
+        return replace(config, throttle_rate=_rate(value))
+    if key == "retry-after":
+        if int(value) < 0:
+            raise ValueError("retry-after cannot be negative")
+        return replace(config, retry_after=int(value))
     if key == "lro-fail":
         return replace(config, lro_failure_rate=_rate(value))
     if key == "throttle":
@@ -96,7 +104,8 @@ def _apply(config: FaultConfig, key: str, value: str) -> FaultConfig:
     if key == "seed":
         return replace(config, seed=int(value))
     raise ValueError(
-        "unknown fault; known: latency, error-rate, drop-rate, lro-fail, throttle, reads, writes, forbid, seed"
+        "unknown fault; known: latency, error-rate, drop-rate, lro-fail, throttle, throttle-rate, retry-after, "
+        "reads, writes, forbid, seed"
     )
 
 
@@ -135,6 +144,14 @@ class Faults:
         return int.from_bytes(digest[:8], "big") / 2**64
 
     def throttle(self, method: str, path: str, now: float | None = None) -> None:
+        rate = self.config.throttle_rate
+        if rate > 0 and self._roll("429|" + method, path) < rate:
+            raise ArmError(
+                429,
+                "TooManyRequests",
+                "The request is throttled. Retry after the period in Retry-After.",
+                {"Retry-After": str(self.config.retry_after)},
+            )
         if not self.config.throttle:
             return
         parts = path.split("/")

@@ -15,6 +15,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -137,6 +138,9 @@ class Emulator:
         self.faults = Faults(faults or FaultConfig())
         self.requests: list[LoggedRequest] = []
         self.operations = Operations()
+        # Tests: called with each request before it is answered, to make something happen at that moment
+        # (a person's edit landing between a client's read and its write).
+        self.hooks: list[Callable[[Request], None]] = []
         self.router = Router()
         for simple in (subscriptions, web, sql):
             self.router.add(simple.routes(page_size))
@@ -212,6 +216,8 @@ class Emulator:
             time.sleep(self.faults.config.latency_ms / 1000)
         action = ""
         self.operations.settle(self.state)
+        for hook in list(self.hooks):
+            hook(request)
         try:
             self._authenticate(request, self.accepted_tokens)
             if not request.query.get("api-version"):

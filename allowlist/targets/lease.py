@@ -5,7 +5,10 @@ written through ARM's Tags API (`Microsoft.Resources/tags`), which works the sam
 resource and needs only `Microsoft.Resources/tags/read` and `/write`. A run takes every lease it needs,
 waits a moment, and reads them back: whoever's ID is there holds it (the last writer wins, and both
 writers see the same winner). A live lease of another run makes this run skip that target; an expired
-one is taken over. Leases are renewed during long targets and released at the end.
+one is taken over. Leases are renewed during long targets and released at the end by setting their
+expiry to the moment of release, so the tag also tells the next run when another run last wrote: a run
+that began reading apps before that moment may hold an older picture of the apps than the writer did,
+so it adds but does not delete on that target.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 
 TAGS_API = "2021-04-01"
 ATTEMPTS = 3
+CLOCK_SKEW = 30.0  # seconds two runners' clocks may disagree by (NTP keeps them far closer)
 
 
 def new_run_id() -> str:
@@ -52,9 +56,11 @@ class Lease:
     prefix: str
     run_id: str
     seconds: float
+    began: float = 0.0  # when this run began reading apps (time.time())
     clock: Callable[[], float] = time.time
     taken_at: float = 0.0
     value: str = ""  # the tag value last written
+    newer_writer: str | None = None  # another run that wrote this target after this run began
 
     def _send(self, method: str, body: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         from azure.core.exceptions import HttpResponseError
@@ -76,25 +82,33 @@ class Lease:
         assert last is not None
         raise last
 
-    def holder(self) -> tuple[str, float] | None:
-        """Who holds the lease now, and until when; None when nobody holds a live one."""
+    def last(self) -> tuple[str, float] | None:
+        """The lease tag as it is: the run that last held it, and when it expires or was released."""
         props = self._send("GET").get("properties")
         tags = props.get("tags") if isinstance(props, Mapping) else None
-        found = parse_lease(tags.get(lease_tag(self.prefix)) if isinstance(tags, Mapping) else None)
+        return parse_lease(tags.get(lease_tag(self.prefix)) if isinstance(tags, Mapping) else None)
+
+    def holder(self) -> tuple[str, float] | None:
+        """Who holds the lease now, and until when; None when nobody holds a live one."""
+        found = self.last()
         return found if found is not None and found[1] > self.clock() else None
 
-    def _write(self, operation: str) -> None:
-        self.value = f"{self.run_id} {int(self.clock() + self.seconds)}"
-        self._send("PATCH", {"operation": operation, "properties": {"tags": {lease_tag(self.prefix): self.value}}})
+    def _write(self, until: float) -> None:
+        self.value = f"{self.run_id} {int(until)}"
+        self._send("PATCH", {"operation": "Merge", "properties": {"tags": {lease_tag(self.prefix): self.value}}})
 
     def offer(self) -> str | None:
         """Write our lease unless another run holds a live one; returns why not, or None."""
         try:
-            held = self.holder()
-            if held is not None and held[0] != self.run_id:
-                return f"another allowlist run ({held[0]}) holds its lease for {int(held[1] - self.clock())} s more"
-            self._write("Merge")
+            found = self.last()
+            if found is not None and found[0] != self.run_id:
+                left = int(found[1] - self.clock())
+                if found[1] > self.clock():
+                    return f"another allowlist run ({found[0]}) holds its lease for {left} s more"
+                if found[1] > self.began - CLOCK_SKEW:
+                    self.newer_writer = found[0]
             self.taken_at = self.clock()
+            self._write(self.taken_at + self.seconds)
         except Exception as exc:  # the lease could not be taken: this target is skipped
             raise_if_fatal(exc)
             return f"could not take its lease: {describe(exc)}"
@@ -114,15 +128,13 @@ class Lease:
 
     def renew_if_due(self) -> None:
         if self.clock() - self.taken_at > self.seconds / 3:
-            self._write("Merge")
             self.taken_at = self.clock()
+            self._write(self.taken_at + self.seconds)
 
     def release(self) -> None:
+        """Expire the lease now; the tag stays, saying when this run last wrote."""
         try:
             if self.confirm() is None:
-                # Delete takes the name and the value it removes.
-                self._send(
-                    "PATCH", {"operation": "Delete", "properties": {"tags": {lease_tag(self.prefix): self.value}}}
-                )
+                self._write(self.clock())
         except Exception as exc:  # an unreleased lease expires by itself
             raise_if_fatal(exc)
