@@ -94,7 +94,7 @@ class Lease:
         return found if found is not None and found[1] > self.clock() else None
 
     def _write(self, until: float) -> None:
-        self.value = f"{self.run_id} {int(until)}"
+        self.value = f"{self.run_id} {until:.3f}"
         self._send("PATCH", {"operation": "Merge", "properties": {"tags": {lease_tag(self.prefix): self.value}}})
 
     def offer(self) -> str | None:
