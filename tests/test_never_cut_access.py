@@ -208,7 +208,7 @@ def test_a_persons_edit_between_read_and_write_is_kept(
     result = cli(capsys, "apply", "--yes", "-c", str(config))
     assert result.code == 0, result.err
     assert landed and "203.0.113.50" in target.ip_rules and "198.51.100.7" in target.ip_rules
-    assert [r.status for r in cli_env.requests if r.method == "PATCH" and "tags/default" not in r.path][0] == 412
+    assert next(r.status for r in cli_env.requests if r.method == "PATCH" and "tags/default" not in r.path) == 412
     assert {"20.0.0.1", "30.0.0.1", "40.0.0.9"} <= {e.split("/")[0] for e in target.ip_rules}
 
 
