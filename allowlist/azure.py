@@ -186,7 +186,23 @@ def client_spec(service: str) -> tuple[str, str]:
     return BACKENDS[service].client
 
 
-def list_raw(client: Any, path: str, **query: str) -> Iterator[dict[str, Any]]:
+def get_raw(client: Any, path: str, api_version: str) -> dict[str, Any]:
+    """One ARM resource as raw JSON, through the SDK client's pipeline (auth, retries, Retry-After)."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    response = client.send_request(HttpRequest("GET", f"{path}?{urlencode({'api-version': api_version})}"))
+    if response.status_code != 200:
+        map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ValueError(f"{path}: the answer is not a JSON object")
+    return body
+
+
+def list_raw(client: Any, path: str, api_version: str | None = None, **query: str) -> Iterator[dict[str, Any]]:
     """A paged ARM list as raw JSON, through the SDK client's own pipeline (auth, retries, Retry-After).
 
     For site lists: azure-mgmt-web 11 builds a full model tree per site (~4 ms each), which dominates
@@ -196,7 +212,7 @@ def list_raw(client: Any, path: str, **query: str) -> Iterator[dict[str, Any]]:
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
-    api_version = client._config.api_version  # the version this SDK speaks, as its own calls send
+    api_version = api_version or client._config.api_version  # by default the version this SDK speaks
     url: str | None = f"{path}?{urlencode({**query, 'api-version': api_version})}"
     while url:
         response = client.send_request(HttpRequest("GET", url))

@@ -6,6 +6,7 @@ Errors name the file, the key and the problem, e.g. `allowlist.toml: sync[1].tar
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,9 @@ class Settings:
     min_managed_for_percent: int = 10  # below this many managed rules the share check does not apply
     rule_limit: int | None = None  # None: each back end's own (SQL 128, Storage 400 ...)
     allow_wide_ranges: bool = False  # ranges wider than a /16 need this
+    # Functions on Consumption / Elastic Premium and Logic Apps Standard: their list is the documented
+    # superset but "not a definitive allowlist"; true: use it (with a warning), false: treat as unknown.
+    functions_pinned: bool = True
     # Runtime
     concurrency: int = 8
     retry_total: int = 6
@@ -54,6 +58,7 @@ POLICY_KEYS = (
     "min_managed_for_percent",
     "rule_limit",
     "allow_wide_ranges",
+    "functions_pinned",
 )
 
 
@@ -108,9 +113,29 @@ class SyncBlock:
 
 
 @dataclass(frozen=True)
+class DeclaredEgress:
+    """Egress ARM cannot show (a third-party firewall, forced tunnelling), declared in config."""
+
+    name: str
+    addresses: tuple[str, ...]  # public IPv4 addresses or CIDRs
+    subnets: tuple[str, ...] = ()  # integration subnets (resource IDs, lower-case) ...
+    selector: Selector | None = None  # ... or the apps it applies to
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Apps known not to be pinned: still reported, but they no longer withhold deletes or fail the run."""
+
+    selector: Selector
+    reason: str
+
+
+@dataclass(frozen=True)
 class Scope:
     settings: Settings = field(default_factory=Settings)
     blocks: tuple[SyncBlock, ...] = ()
+    egress: tuple[DeclaredEgress, ...] = ()
+    acknowledged: tuple[Acknowledgement, ...] = ()
 
     @property
     def targets(self) -> tuple[TargetRef, ...]:
@@ -133,7 +158,7 @@ SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "prefix": str, "addresses": str, "max_delete_percent": (int, float), "min_managed_for_percent": int,
     "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
     "retry_backoff": (int, float), "poll_interval": (int, float), "operation_timeout": (int, float),
-    "timeout": (int, float), "lease_seconds": (int, float),
+    "timeout": (int, float), "lease_seconds": (int, float), "functions_pinned": bool,
 }  # fmt: skip
 OPTIONAL_KEYS = {"rule_limit", "timeout"}
 SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots"}
@@ -171,9 +196,9 @@ def load_scope(path: Path) -> Scope:
 
 def build_scope(data: dict[str, Any], source: str = "<config>") -> Scope:
     r = _Reader(source)
-    unknown = sorted(set(data) - {"settings", "sync"})
+    unknown = sorted(set(data) - {"settings", "sync", "egress", "acknowledge"})
     if unknown:
-        raise r.fail(unknown[0], "unknown key (allowed at the top level: settings, sync)")
+        raise r.fail(unknown[0], "unknown key (allowed at the top level: settings, sync, egress, acknowledge)")
     settings = build_settings(data.get("settings", {}), r)
     raw_blocks = data.get("sync", [])
     if not isinstance(raw_blocks, list):
@@ -183,7 +208,78 @@ def build_scope(data: dict[str, Any], source: str = "<config>") -> Scope:
     for name in names:
         if names.count(name) > 1:
             raise r.fail("sync", f"the name '{name}' is used by more than one [[sync]] block")
-    return Scope(settings, blocks)
+    egress = tuple(_egress(raw, f"egress[{i}]", r) for i, raw in enumerate(_array(data, "egress", r)))
+    acks = tuple(_acknowledge(raw, f"acknowledge[{i}]", r) for i, raw in enumerate(_array(data, "acknowledge", r)))
+    return Scope(settings, blocks, egress, acks)
+
+
+def _array(data: dict[str, Any], key: str, r: _Reader) -> list[Any]:
+    raw = data.get(key, [])
+    if not isinstance(raw, list):
+        raise r.fail(key, f"must be an array of tables: [[{key}]]")
+    return raw
+
+
+SELECTOR_KEYS = {"subscriptions", "resource_groups", "names", "tags", "kinds", "slots"}
+
+
+def _selector(raw: dict[str, Any], where: str, r: _Reader) -> Selector:
+    tags = raw.get("tags", {})
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise r.fail(f"{where}.tags", 'must be a table of strings, e.g. tags = { team = "shop" }')
+    slots = raw.get("slots", True)
+    if not isinstance(slots, bool):
+        raise r.fail(f"{where}.slots", "must be true or false")
+    return Selector(
+        subscriptions=tuple(s.lower() for s in r.strings(raw, "subscriptions", where)),
+        resource_groups=r.strings(raw, "resource_groups", where),
+        names=r.strings(raw, "names", where),
+        tags=tuple(sorted(tags.items())),
+        kinds=tuple(k.lower() for k in r.strings(raw, "kinds", where)),
+        slots=slots,
+    )
+
+
+def _egress(raw: Any, where: str, r: _Reader) -> DeclaredEgress:
+    if not isinstance(raw, dict):
+        raise r.fail(where, "must be a table")
+    unknown = sorted(set(raw) - SELECTOR_KEYS - {"name", "addresses", "subnets"})
+    if unknown:
+        raise r.fail(f"{where}.{unknown[0]}", "unknown key (allowed: name, addresses, subnets, and app selectors)")
+    addresses = r.strings(raw, "addresses", where)
+    if not addresses:
+        raise r.fail(f"{where}.addresses", "needs at least one public IPv4 address or CIDR")
+    for i, text in enumerate(addresses):
+        try:
+            network = ipaddress.IPv4Network(text, strict=True)
+        except ValueError as exc:
+            raise r.fail(f"{where}.addresses[{i}]", f"'{text}' is not an IPv4 address or CIDR: {exc}") from exc
+        if not network.is_global:
+            raise r.fail(f"{where}.addresses[{i}]", f"'{text}' is not a public range")
+        if network.prefixlen < 16:
+            raise r.fail(f"{where}.addresses[{i}]", f"'{text}' is wider than a /16")
+    subnets = tuple(s.lower() for s in r.strings(raw, "subnets", where))
+    has_selector = bool(set(raw) & SELECTOR_KEYS)
+    if bool(subnets) == has_selector:
+        raise r.fail(where, "give either subnets (integration subnet IDs) or app selectors, not both or neither")
+    name = raw.get("name", where)
+    if not isinstance(name, str) or not name.strip():
+        raise r.fail(f"{where}.name", "must be a non-empty string")
+    return DeclaredEgress(name.strip(), addresses, subnets, _selector(raw, where, r) if has_selector else None)
+
+
+def _acknowledge(raw: Any, where: str, r: _Reader) -> Acknowledgement:
+    if not isinstance(raw, dict):
+        raise r.fail(where, "must be a table")
+    unknown = sorted(set(raw) - SELECTOR_KEYS - {"reason"})
+    if unknown:
+        raise r.fail(f"{where}.{unknown[0]}", "unknown key (allowed: reason, and app selectors)")
+    reason = raw.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise r.fail(f"{where}.reason", "is required: say why these apps may stay unpinned")
+    if not set(raw) & SELECTOR_KEYS:
+        raise r.fail(where, "needs an app selector (names, resource_groups, tags ...): it never covers every app")
+    return Acknowledgement(_selector(raw, where, r), reason.strip())
 
 
 def override_settings(base: Settings, values: dict[str, Any], source: str) -> Settings:
@@ -240,20 +336,7 @@ def _block(raw: Any, where: str, r: _Reader) -> SyncBlock:
             targets.append(parse_target(target_id))
         except ConfigError as exc:
             raise r.fail(f"{where}.targets[{i}]", str(exc)) from exc
-    tags = raw.get("tags", {})
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise r.fail(f"{where}.tags", 'must be a table of strings, e.g. tags = { team = "shop" }')
-    slots = raw.get("slots", True)
-    if not isinstance(slots, bool):
-        raise r.fail(f"{where}.slots", "must be true or false")
-    selector = Selector(
-        subscriptions=tuple(s.lower() for s in r.strings(raw, "subscriptions", where)),
-        resource_groups=r.strings(raw, "resource_groups", where),
-        names=r.strings(raw, "names", where),
-        tags=tuple(sorted(tags.items())),
-        kinds=tuple(k.lower() for k in r.strings(raw, "kinds", where)),
-        slots=slots,
-    )
+    selector = _selector(raw, where, r)
     return SyncBlock(name.strip(), tuple(targets), selector)
 
 

@@ -61,6 +61,12 @@ class AppEgress:
     pinned: bool = True  # False: the addresses above are not where its traffic really leaves from
     reason: str = ""  # why it is not pinned
     warnings: tuple[str, ...] = ()
+    # How its traffic leaves: platform, nat-gateway, azure-firewall, ase, declared or unknown; and the
+    # chain of resources (or the property) that proved the addresses, first to last.
+    mode: str = "platform"
+    chain: tuple[str, ...] = ()
+    service_endpoints: tuple[str, ...] = ()  # of its subnet, when its traffic goes through the VNet
+    acknowledged: str = ""  # config accepted that it is not pinned: reported, but no longer a gap
 
     def __post_init__(self) -> None:
         # Whoever builds one, the order ARM listed things in must never reach a plan.
@@ -118,3 +124,14 @@ class DiscoveryIssue:
 class Discovery:
     apps: tuple[AppEgress, ...]
     issues: tuple[DiscoveryIssue, ...]
+
+
+@dataclass(frozen=True)
+class Egress:
+    """How traffic leaving one subnet (or an App Service Environment) reaches the internet."""
+
+    mode: str  # nat-gateway, azure-firewall, platform (no NAT gateway or default route), ase, unknown
+    ipv4: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()  # resource IDs that proved the addresses, first to last
+    reason: str = ""  # for unknown
+    service_endpoints: tuple[str, ...] = ()

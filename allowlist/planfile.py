@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from allowlist.config import POLICY_KEYS, Scope, Selector, Settings, SyncBlock, override_settings
+from allowlist.config import POLICY_KEYS, Scope, Selector, Settings, build_scope, override_settings
 from allowlist.errors import ConfigError, PlanFileError
 from allowlist.findings import Finding, Kind
 from allowlist.model import AppEgress, DiscoveryIssue, ExistingRule, IpRange
@@ -48,25 +49,37 @@ def app_to_data(a: AppEgress) -> dict[str, Any]:
         "pinned": a.pinned,
         "reason": a.reason,
         "warnings": list(a.warnings),
+        "mode": a.mode,
+        "chain": list(a.chain),
+        "service_endpoints": list(a.service_endpoints),
+        "acknowledged": a.acknowledged,
     }
 
 
-def _scope(scope: Scope | None) -> list[dict[str, Any]] | None:
+def _selector(selector: Selector) -> dict[str, Any]:
+    return {
+        "subscriptions": list(selector.subscriptions),
+        "resource_groups": list(selector.resource_groups),
+        "names": list(selector.names),
+        "tags": dict(selector.tags),
+        "kinds": list(selector.kinds),
+        "slots": selector.slots,
+    }
+
+
+def _scope(scope: Scope | None) -> dict[str, Any] | None:
+    """The scope in the config file's own shape, so reading it back runs the config's own checks."""
     if scope is None:
         return None
-    return [
-        {
-            "name": b.name,
-            "targets": [t.id for t in b.targets],
-            "subscriptions": list(b.selector.subscriptions),
-            "resource_groups": list(b.selector.resource_groups),
-            "names": list(b.selector.names),
-            "tags": dict(b.selector.tags),
-            "kinds": list(b.selector.kinds),
-            "slots": b.selector.slots,
-        }
-        for b in scope.blocks
-    ]
+    return {
+        "sync": [{"name": b.name, "targets": [t.id for t in b.targets], **_selector(b.selector)} for b in scope.blocks],
+        "egress": [
+            {"name": e.name, "addresses": list(e.addresses), **({"subnets": list(e.subnets)} if e.subnets else {}),
+             **(_selector(e.selector) if e.selector else {})}
+            for e in scope.egress
+        ],
+        "acknowledge": [{"reason": a.reason, **_selector(a.selector)} for a in scope.acknowledged],
+    }  # fmt: skip
 
 
 def plan_to_data(plan: Plan) -> dict[str, Any]:
@@ -193,23 +206,14 @@ def _read_findings(items: Any, target: str) -> tuple[Finding, ...]:
     return tuple(out)
 
 
-def _read_scope(blocks: Any, settings: Settings) -> Scope:
-    out = []
-    for b in _list(blocks, "scope"):
-        tags = b.get("tags", {})
-        if not isinstance(tags, dict):
-            raise TypeError("scope tags must be an object")
-        selector = Selector(
-            subscriptions=_texts(b.get("subscriptions", []), "subscriptions"),
-            resource_groups=_texts(b.get("resource_groups", []), "resource_groups"),
-            names=_texts(b.get("names", []), "names"),
-            tags=tuple(sorted((str(k), _text(v, "tag value")) for k, v in tags.items())),
-            kinds=_texts(b.get("kinds", []), "kinds"),
-            slots=bool(b.get("slots", True)),
-        )
-        targets = tuple(parse_target(t) for t in _texts(b["targets"], "targets"))
-        out.append(SyncBlock(_text(b["name"], "name"), targets, selector))
-    return Scope(settings, tuple(out))
+def _read_scope(data: Any, settings: Settings) -> Scope:
+    if not isinstance(data, dict):
+        raise TypeError(f"scope must be an object, not {_shape(data)}")
+    return replace(build_scope(data, "the plan's scope"), settings=settings)
+
+
+def _shape(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def plan_from_data(data: dict[str, Any], runtime: Settings) -> Plan:
@@ -250,6 +254,10 @@ def plan_from_data(data: dict[str, Any], runtime: Settings) -> Plan:
             pinned=bool(a["pinned"]),
             reason=_text(a["reason"], "reason"),
             warnings=_texts(a["warnings"], "warnings"),
+            mode=_text(a["mode"], "mode"),
+            chain=_texts(a["chain"], "chain"),
+            service_endpoints=_texts(a["service_endpoints"], "service_endpoints"),
+            acknowledged=_text(a["acknowledged"], "acknowledged"),
         )
         for a in _list(data["apps"], "apps")
     )

@@ -196,6 +196,11 @@ def plan_target(
     if threshold:
         findings.append(Finding(Kind.DELETE_THRESHOLD, threshold, tid))
     findings += [Finding(Kind.WARNING, w, tid) for w in _region_warnings(capabilities, firewall, apps)]
+    findings += [
+        Finding(Kind.WARNING, f"{a.name} is not pinned ({a.reason}), acknowledged: {a.acknowledged}", tid)
+        for a in apps
+        if not a.pinned and a.acknowledged
+    ]
     return TargetPlan(
         target=target,
         rule_limit=limit,
@@ -271,10 +276,17 @@ def _list_findings(
 
 
 def _region_warnings(capabilities: Capabilities, firewall: Firewall, apps: Sequence[AppEgress]) -> tuple[str, ...]:
+    endpoint = capabilities.service_endpoint
+    found = tuple(
+        f"{app.name}'s subnet has a service endpoint for {endpoint}: its traffic reaches the {capabilities.label} "
+        "from the VNet, so an IP rule will not match it (add a virtual network rule)"
+        for app in apps
+        if endpoint and endpoint in app.service_endpoints
+    )
     if not capabilities.same_region_bypasses_rules or not firewall.location:
-        return ()
+        return found
     here = firewall.location.replace(" ", "").lower()
-    return tuple(
+    return found + tuple(
         f"{app.name} runs in {app.location}, the account's own region: Storage IP rules do not apply to "
         "requests from the same region (use a virtual network rule or a private endpoint)"
         for app in apps
@@ -308,7 +320,9 @@ def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, ap
             hit = any(a.id.lower().startswith(issue.scope.lower() + "/") for a in apps)
         if hit:
             reasons.append(f"{issue.scope}: {issue.message}")
-    reasons += [f"{app.name} ({app.id}) is not pinned: {app.reason}" for app in apps if not app.pinned]
+    reasons += [
+        f"{app.name} ({app.id}) is not pinned: {app.reason}" for app in apps if not app.pinned and not app.acknowledged
+    ]
     return reasons
 
 

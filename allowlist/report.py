@@ -153,7 +153,7 @@ def render_result(result: ApplyResult, fmt: Format) -> str:
 _WORDS = (("create", "added"), ("delete", "removed"))
 
 
-def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False) -> str:
+def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False, explain: bool = False) -> str:
     if fmt == "json":
         return (
             json.dumps({"format": "allowlist-apps", "version": 1, "apps": [app_to_data(a) for a in apps]}, indent=2)
@@ -163,10 +163,12 @@ def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False) -
     for app in apps:
         ranges = ", ".join(str(r) for r in merge_ranges(app.ipv4)) or "-"
         status = "pinned" if app.pinned else f"NOT PINNED: {app.reason}"
+        if app.acknowledged:
+            status += f" (acknowledged: {app.acknowledged})"
         rows.append((app.name, app.kind, ranges, status, app))
     if fmt == "markdown":
-        lines = ["| app | kind | IPv4 | status |", "|---|---|---|---|"]
-        lines += [f"| `{n}` | {k} | {r} | {_md_escape(s)} |" for n, k, r, s, _ in rows]
+        lines = ["| app | kind | IPv4 | egress | status |", "|---|---|---|---|---|"]
+        lines += [f"| `{n}` | {k} | {r} | {a.mode} | {_md_escape(s)} |" for n, k, r, s, a in rows]
         return "\n".join(lines) + "\n"
     width = max((len(r[0]) for r in rows), default=3)
     kind_width = max((len(r[1]) for r in rows), default=4)
@@ -175,6 +177,9 @@ def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False) -
         lines.append(f"{name:<{width}}  {kind:<{kind_width}}  {ranges}")
         if not app.pinned:
             lines.append(f"{'':<{width}}  {'':<{kind_width}}  {status}")
+        if explain:
+            lines.append(f"{'':<{width}}  {'':<{kind_width}}  egress: {app.mode}")
+            lines += [f"{'':<{width}}  {'':<{kind_width}}    <- {link}" for link in app.chain]
         if verbose:
             lines += [f"{'':<{width}}  {'':<{kind_width}}  note: {w}" for w in app.warnings]
             if app.ipv6:

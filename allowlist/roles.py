@@ -6,7 +6,19 @@ from typing import Any
 
 from allowlist.targets.registry import BACKENDS
 
-APP_READ = ("Microsoft.Resources/subscriptions/read", "Microsoft.Web/sites/read", "Microsoft.Web/sites/slots/read")
+APP_READ = (
+    "Microsoft.Resources/subscriptions/read",
+    "Microsoft.Web/sites/read",
+    "Microsoft.Web/sites/slots/read",
+    # Egress: where route-all and ASE apps really leave from.
+    "Microsoft.Web/hostingEnvironments/read",
+    "Microsoft.Network/virtualNetworks/subnets/read",
+    "Microsoft.Network/natGateways/read",
+    "Microsoft.Network/publicIPAddresses/read",
+    "Microsoft.Network/publicIPPrefixes/read",
+    "Microsoft.Network/routeTables/read",
+    "Microsoft.Network/azureFirewalls/read",
+)
 LEASE = ("Microsoft.Resources/tags/read", "Microsoft.Resources/tags/write")  # the per-target lease of apply
 EXAMPLE_SCOPE = "/subscriptions/11111111-1111-4111-8111-111111111111"
 
@@ -32,8 +44,10 @@ def role_definitions(scope: str = EXAMPLE_SCOPE) -> dict[str, dict[str, Any]]:
     return {
         "allowlist-app-reader.json": _role(
             "allowlist App Reader",
-            "Lets allowlist read App Service apps and slots and their outbound addresses. Assign on the "
-            "subscriptions or resource groups that hold the apps.",
+            "Lets allowlist read App Service apps and slots, their outbound addresses, and the network that "
+            "decides where their traffic really leaves (subnets, NAT gateways, public IPs and prefixes, route "
+            "tables, Azure Firewalls, App Service Environments). Assign on the subscriptions or resource groups "
+            "that hold the apps and their networks.",
             APP_READ,
             scope,
         ),

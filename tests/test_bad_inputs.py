@@ -73,6 +73,18 @@ CONFIGS = [
     (f'[[sync]]\nname = ""\ntargets = ["{SQL1}"]\n', "sync[0].name: must be a non-empty string"),
     (SYNC + SYNC, "the name 'a' is used by more than one [[sync]] block"),
     ("[settings]\n", "nothing to sync"),
+    ("[settings]\nfunctions_pinned = 1\n" + SYNC, "settings.functions_pinned: has the wrong type"),
+    (SYNC + "egress = 3\n", "sync[0].egress: unknown key"),
+    ("egress = 3\n" + SYNC, "egress: must be an array of tables"),
+    (SYNC + '[[egress]]\nsubnets = ["/x"]\n', "egress[0].addresses: needs at least one"),
+    (SYNC + '[[egress]]\nsubnets = ["/x"]\naddresses = ["10.0.0.1"]\n', "'10.0.0.1' is not a public range"),
+    (SYNC + '[[egress]]\nsubnets = ["/x"]\naddresses = ["52.0.0.0/8"]\n', "wider than a /16"),
+    (SYNC + '[[egress]]\nsubnets = ["/x"]\naddresses = ["52.0.0.1/8"]\n', "is not an IPv4 address or CIDR"),
+    (SYNC + '[[egress]]\naddresses = ["52.0.0.1"]\n', "give either subnets"),
+    (SYNC + '[[egress]]\nsubnets = ["/x"]\nnames = ["a"]\naddresses = ["52.0.0.1"]\n', "not both"),
+    (SYNC + '[[egress]]\nsubnets = ["/x"]\naddresses = ["52.0.0.1"]\nvia = "fw"\n', "egress[0].via: unknown key"),
+    (SYNC + '[[acknowledge]]\nnames = ["a"]\n', "acknowledge[0].reason: is required"),
+    (SYNC + '[[acknowledge]]\nreason = "x"\n', "needs an app selector"),
 ]
 
 
@@ -207,7 +219,7 @@ EDITS: list[tuple[str, Any, str]] = [
     ("an unknown finding kind", lambda d: _target(d)["findings"].append({"kind": "fine", "message": ""}),
      "unknown finding kind"),
     ("apps not a list", _set("apps", "none"), "apps must be a list"),
-    ("scope null", _set("scope", None), "scope must be a list"),
+    ("scope null", _set("scope", None), "scope must be an object, not null"),
     ("version 1", _set("version", 1), "plan version 1 is not supported"),
 ]  # fmt: skip
 

@@ -21,19 +21,25 @@ def test_possible_is_the_default_and_current_is_a_choice() -> None:
     assert current.ipv4 == ("20.0.0.1",) and current.source == "outboundIpAddresses"
 
 
-def test_premium_v4_with_no_addresses_is_not_pinned() -> None:
+def test_premium_v4_without_a_subnet_is_not_pinned() -> None:
     app = to_egress(payload(outboundIpAddresses="", possibleOutboundIpAddresses="", sku="PremiumV4"), "possible")
     assert not app.pinned
-    assert app.reason == "possibleOutboundIpAddresses is empty (Premium V4 apps do not report outbound addresses)"
+    assert app.reason == "PremiumV4 apps have no fixed outbound addresses without a NAT gateway on their subnet"
 
 
-def test_all_traffic_through_a_vnet_is_not_pinned() -> None:
-    app = to_egress(
-        payload(outboundVnetRouting={"allTraffic": True}, virtualNetworkSubnetId="/subscriptions/x/.../subnets/s"),
-        "possible",
-    )
-    assert not app.pinned and "virtual network" in app.reason
-    assert to_egress(payload(virtualNetworkSubnetId="/subscriptions/x/.../subnets/s"), "possible").pinned
+def test_every_form_of_route_all_is_seen_in_the_site_list() -> None:
+    subnet = "/subscriptions/x/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+    forms = {
+        "outboundVnetRouting.allTraffic": {"outboundVnetRouting": {"allTraffic": True}},
+        "outboundVnetRouting.applicationTraffic": {"outboundVnetRouting": {"applicationTraffic": True}},
+        "vnetRouteAllEnabled": {"vnetRouteAllEnabled": True},
+        "siteConfig.vnetRouteAllEnabled": {"siteConfig": {"vnetRouteAllEnabled": True}},
+        "publicNetworkAccess SecuredByPerimeter": {"publicNetworkAccess": "SecuredByPerimeter"},
+    }
+    for because, props in forms.items():
+        app = to_egress(payload(virtualNetworkSubnetId=subnet, **props), "possible")
+        assert not app.pinned and because in app.reason, because  # no subnet lookup here: unknown, never guessed
+    assert to_egress(payload(virtualNetworkSubnetId=subnet), "possible").pinned  # integration alone: platform
 
 
 def test_flex_consumption_is_not_pinned_and_consumption_is_warned() -> None:
@@ -49,8 +55,8 @@ def test_ipv6_and_rejected_entries_are_reported() -> None:
     )
     assert app.ipv4 == ("20.0.0.1",) and app.ipv6 == ("2603:1020::1",)
     assert app.warnings == (
-        "ignored 10.0.0.1: not a public address",
-        "1 IPv6 address(es) reported; SQL firewall rules are IPv4 only",
+        "ignored 10.0.0.1: not a public address: dropped",
+        "1 IPv6 address(es) reported; IPv4 firewall rules cannot hold them",
     )
 
 

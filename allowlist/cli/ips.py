@@ -1,12 +1,26 @@
-"""`allowlist ips`: the apps in scope and the addresses they connect from."""
+"""`allowlist ips`: the apps in scope, the addresses they connect from, and how each was found."""
 
 from __future__ import annotations
+
+from typing import Annotated
+
+import typer
 
 from allowlist.cli import options as o
 
 
 @o.with_common_options(planning=False)
-def ips(common: o.Common) -> int:
+def ips(
+    common: o.Common,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Show how each app's addresses were found: its egress mode and the chain of resources "
+            "(site, subnet, NAT gateway, public IP or prefix; route table and firewall; environment).",
+        ),
+    ] = False,
+) -> int:
     """List every app (and slot) in scope with its outbound IPv4 ranges, and the apps that are not pinned."""
     from allowlist.report import render_apps
     from allowlist.sources.appservice import discover
@@ -15,8 +29,7 @@ def ips(common: o.Common) -> int:
     clients = o.make_clients(common.arm_endpoint, scope.settings)
     common.note(f"Reading apps from {clients.settings.endpoint} ...")
     found = discover(scope, clients)
-    apps = [a for a in found.apps if any(b.selector.matches(a) for b in scope.blocks)]
-    o.emit(render_apps(apps, common.format, common.verbose))
+    o.emit(render_apps(found.apps, common.format, common.verbose, explain))
     for issue in found.issues:
         common.note(f"warning: {issue.scope}: {issue.message}")
     return 1 if found.issues else 0

@@ -300,6 +300,7 @@ def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
         overrides["allow_wide_ranges"] = True
     settings = flags.runtime(override_settings(scope.settings, overrides, "command line"))
     if flags.selects or not scope.blocks:
+        declared = (scope.egress, scope.acknowledged)  # still true of the network when flags choose the apps
         scope = scope_from_flags(
             settings,
             list(flags.targets),
@@ -310,6 +311,7 @@ def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
             list(flags.kinds),
             slots=not flags.no_slots,
         )
+        scope = replace(scope, egress=declared[0], acknowledged=declared[1])
     else:
         scope = replace(scope, settings=settings)
     if need_targets and not scope.targets:

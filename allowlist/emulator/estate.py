@@ -19,7 +19,10 @@ sku = "PremiumV3"               # "Dynamic", "FlexConsumption", "PremiumV4", ...
 outbound_ip_addresses = "20.1.2.3,20.1.2.4"            # a string as ARM returns it, or a list
 possible_outbound_ip_addresses = ["20.1.2.3", "20.1.2.4", "20.1.2.5"]
 # optional: outbound_ipv6_addresses, possible_outbound_ipv6_addresses, virtual_network_subnet_id,
-#           vnet_route_all = true, hosting_environment_id, location
+#           all_traffic = true (outboundVnetRouting.allTraffic), application_traffic = true (the portal's
+#           "route all", outboundVnetRouting.applicationTraffic), site_config_vnet_route_all = true (older
+#           apps' siteConfig.vnetRouteAllEnabled), public_network_access = "SecuredByPerimeter",
+#           hosting_environment_id, location
 slots = [{ name = "staging" }]  # a slot inherits its site's properties unless it sets its own
 
 [[sql_servers]]                     # also [[postgresql_servers]] and [[mysql_servers]], same keys
@@ -36,6 +39,20 @@ location = "westeurope"
 ip_rules = ["198.51.100.7", "203.0.113.0/24"]
 tags = { owner = "data-team" }
 
+[[subnets]]                         # what egress resolution reads; every id is a full resource ID
+id = "/subscriptions/.../resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/apps"
+address_prefix = "10.0.1.0/24"
+nat_gateway = "/subscriptions/.../providers/Microsoft.Network/natGateways/nat-prod"     # optional
+route_table = "/subscriptions/.../providers/Microsoft.Network/routeTables/rt-prod"      # optional
+service_endpoints = ["Microsoft.Sql"]                                                  # optional
+
+[[nat_gateways]]                    # id, public_ips = [ids], public_ip_prefixes = [ids]
+[[public_ips]]                      # id, ip_address
+[[public_ip_prefixes]]              # id, ip_prefix = "20.1.2.0/30"
+[[route_tables]]                    # id, routes = [{ name, address_prefix, next_hop_type, next_hop_ip }]
+[[azure_firewalls]]                 # id, private_ip, public_ips = [ids]
+[[app_service_environments]]        # id, subnet, windows_outbound = [...], linux_outbound = [...]
+
 [emulator] also takes postgresql_rule_limit, mysql_rule_limit, cosmosdb_rule_limit, storage_rule_limit.
 """
 
@@ -47,6 +64,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from allowlist.emulator.providers import network
 from allowlist.emulator.state import (
     COSMOSDB,
     MYSQL,
@@ -85,9 +103,18 @@ class Estate:
 SITE_KEYS = {
     "subscription", "resource_group", "name", "kind", "location", "tags", "plan", "server_farm_id", "sku",
     "outbound_ip_addresses", "possible_outbound_ip_addresses", "outbound_ipv6_addresses",
-    "possible_outbound_ipv6_addresses", "virtual_network_subnet_id", "vnet_route_all",
-    "hosting_environment_id", "slots",
+    "possible_outbound_ipv6_addresses", "virtual_network_subnet_id", "all_traffic", "application_traffic",
+    "site_config_vnet_route_all", "public_network_access", "hosting_environment_id", "slots",
 }  # fmt: skip
+NETWORK_TABLES = {
+    "subnets": {"id", "address_prefix", "nat_gateway", "route_table", "service_endpoints"},
+    "nat_gateways": {"id", "public_ips", "public_ip_prefixes", "location"},
+    "public_ips": {"id", "ip_address", "location"},
+    "public_ip_prefixes": {"id", "ip_prefix", "location"},
+    "route_tables": {"id", "routes", "location"},
+    "azure_firewalls": {"id", "private_ip", "public_ips", "location"},
+    "app_service_environments": {"id", "subnet", "windows_outbound", "linux_outbound", "location"},
+}
 SLOT_KEYS = SITE_KEYS - {"subscription", "resource_group", "slots", "plan"} | {"name", "plan"}
 SERVER_KEYS = {"subscription", "resource_group", "name", "location", "firewall_rules"}
 ACCOUNT_KEYS = {"subscription", "resource_group", "name", "location", "ip_rules", "tags", "default_action"}
@@ -158,7 +185,7 @@ class _Reader:
 
 def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
     r = _Reader(source)
-    r.table(data, "top level", {"emulator", "subscriptions", "sites", *SERVER_TABLES, *ACCOUNT_TABLES})
+    r.table(data, "top level", {"emulator", "subscriptions", "sites", *SERVER_TABLES, *ACCOUNT_TABLES, *NETWORK_TABLES})
     settings = r.table(data.get("emulator", {}), "emulator", {"page_size", *LIMIT_KEYS})
     state = State()
     for key, resource_type in LIMIT_KEYS.items():
@@ -239,7 +266,55 @@ def build_estate(data: dict[str, Any], source: str = "<estate>") -> Estate:
                     r.text(entry, "default_action", where, "Deny"),
                 )
             )
+    _network(r, data, state)
     return Estate(state, r.positive(settings, "page_size", "emulator", 50))
+
+
+def _network(r: _Reader, data: dict[str, Any], state: State) -> None:
+    def strings(entry: dict[str, Any], key: str, where: str) -> list[str]:
+        value = entry.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise r.fail(f"{where}.{key}", "must be a list of strings")
+        return list(value)
+
+    for table, keys in NETWORK_TABLES.items():
+        for i, raw in enumerate(r.tables(data, table, "")):
+            where = f"{table}[{i}]"
+            e = r.table(raw, where, keys)
+            rid, location = r.text(e, "id", where), r.text(e, "location", where, "westeurope")
+            if rid.lower() in state.network:
+                raise r.fail(where, f"'{rid}' is defined twice")
+            try:
+                bodies = _network_bodies(table, e, rid, location, r, where, strings)
+            except ValueError as exc:
+                raise r.fail(where, str(exc)) from exc
+            for body in bodies:
+                state.add_network(body)
+            state.resource_groups.add((rid.split("/")[2].lower(), rid.split("/")[4].lower()))
+
+
+def _network_bodies(table: str, e: dict[str, Any], rid: str, location: str, r: _Reader, where: str,
+                    strings: Any) -> list[dict[str, Any]]:  # fmt: skip
+    if table == "subnets":
+        return [network.subnet_body(rid, r.text(e, "address_prefix", where, "10.0.0.0/24"), e.get("nat_gateway"),
+                                    e.get("route_table"), strings(e, "service_endpoints", where))]  # fmt: skip
+    if table == "nat_gateways":
+        ips, prefixes = strings(e, "public_ips", where), strings(e, "public_ip_prefixes", where)
+        return [network.nat_gateway_body(rid, ips, prefixes, location)]
+    if table == "public_ips":
+        return [network.public_ip_body(rid, r.text(e, "ip_address", where), location)]
+    if table == "public_ip_prefixes":
+        return [network.public_ip_prefix_body(rid, r.text(e, "ip_prefix", where), location)]
+    if table == "route_tables":
+        routes = r.tables(e, "routes", f"{where}.")
+        checked = [r.table(x, f"{where}.routes[{j}]", {"name", "address_prefix", "next_hop_type", "next_hop_ip"})
+                   for j, x in enumerate(routes)]  # fmt: skip
+        return [network.route_table_body(rid, checked, location)]
+    if table == "azure_firewalls":
+        pips = strings(e, "public_ips", where)
+        return [network.azure_firewall_body(rid, r.text(e, "private_ip", where), pips, location)]
+    windows, linux = strings(e, "windows_outbound", where), strings(e, "linux_outbound", where)
+    return network.ase_bodies(rid, r.text(e, "subnet", where), windows, linux, location)
 
 
 def _site_properties(r: _Reader, entry: dict[str, Any], where: str, site: Site) -> Site:
@@ -267,10 +342,17 @@ def _site_properties(r: _Reader, entry: dict[str, Any], where: str, site: Site) 
             f"/subscriptions/{site.subscription_id}/resourceGroups/{site.resource_group}"
             f"/providers/Microsoft.Web/serverfarms/{r.text(entry, 'plan', where)}"
         )
-    if "vnet_route_all" in entry:
-        if not isinstance(entry["vnet_route_all"], bool):
-            raise r.fail(f"{where}.vnet_route_all", "must be true or false")
-        changes["vnet_route_all"] = entry["vnet_route_all"]
+    for key, field_name in (
+        ("all_traffic", "all_traffic"),
+        ("application_traffic", "application_traffic"),
+        ("site_config_vnet_route_all", "site_config_route_all"),
+    ):
+        if key in entry:
+            if not isinstance(entry[key], bool):
+                raise r.fail(f"{where}.{key}", "must be true or false")
+            changes[field_name] = entry[key]
+    if "public_network_access" in entry:
+        changes["public_network_access"] = r.text(entry, "public_network_access", where)
     if "tags" in entry:
         tags = entry["tags"]
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):

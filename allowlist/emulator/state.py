@@ -35,7 +35,10 @@ class Site:
     outbound_ipv6_addresses: str | None = None
     possible_outbound_ipv6_addresses: str | None = None
     virtual_network_subnet_id: str | None = None
-    vnet_route_all: bool = False
+    all_traffic: bool = False  # outboundVnetRouting.allTraffic
+    application_traffic: bool = False  # outboundVnetRouting.applicationTraffic: the portal's "route all"
+    site_config_route_all: bool = False  # siteConfig.vnetRouteAllEnabled, as older apps have it
+    public_network_access: str = "Enabled"  # "SecuredByPerimeter" forces all traffic into the VNet
     hosting_environment_id: str | None = None
     sku: str = "PremiumV3"
     slot: str | None = None  # set for deployment slots
@@ -149,6 +152,9 @@ class State:
         default_factory=lambda: {SQL: 128, POSTGRESQL: 128, MYSQL: 128, COSMOSDB: 1000, STORAGE: 400}
     )
     resource_groups: set[tuple[str, str]] = field(default_factory=set)  # (subscription, group), lower-case
+    # Read-only resources served as they are: subnets, NAT gateways, public IPs and prefixes, route
+    # tables, Azure Firewalls, App Service Environments (and their networking configuration), by ID.
+    network: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeline: list[FirewallEvent] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -162,6 +168,9 @@ class State:
     def add_server(self, server: DbServer) -> None:
         self.servers[server.id.lower()] = server
         self.resource_groups.add((server.subscription_id.lower(), server.resource_group.lower()))
+
+    def add_network(self, body: dict[str, Any]) -> None:
+        self.network[str(body["id"]).lower()] = body
 
     def add_account(self, account: IpListAccount) -> None:
         self.accounts[account.id.lower()] = account

@@ -17,8 +17,10 @@ from urllib.parse import quote
 from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients, list_raw
-from allowlist.config import AddressSource, Scope
+from allowlist.config import AddressSource, Scope, Settings
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue
+from allowlist.sources.egress import Routing, decide
+from allowlist.sources.network import NetworkResolver
 
 
 def discover(scope: Scope, clients: ArmClients) -> Discovery:
@@ -43,17 +45,48 @@ def discover(scope: Scope, clients: ArmClients) -> Discovery:
             key=lambda g: (g[0], g[1].lower()),
         )
         slot_lists = list(pool.map(lambda group: _list_group_slots(clients, *group), groups))
-    apps = [with_addresses(site, raw, settings.addresses) for site, raw in sites if _in_scope(scope, site)]
-    for (sub, group), (found, issue) in zip(groups, slot_lists, strict=True):
-        where = f"/subscriptions/{sub}/resourceGroups/{group}"
-        if issue is not None:
-            issues.append(DiscoveryIssue(where, f"slots could not be listed: {issue}"))
-        for slot, raw in _identified(found, where, issues):
-            if slot.slot is not None and _in_scope(scope, slot):
-                apps.append(with_addresses(slot, raw, settings.addresses))
+        platform = [with_addresses(site, raw, settings.addresses) for site, raw in sites if _in_scope(scope, site)]
+        for (sub, group), (found, issue) in zip(groups, slot_lists, strict=True):
+            where = f"/subscriptions/{sub}/resourceGroups/{group}"
+            if issue is not None:
+                issues.append(DiscoveryIssue(where, f"slots could not be listed: {issue}"))
+            for slot, raw in _identified(found, where, issues):
+                if slot.slot is not None and _in_scope(scope, slot):
+                    platform.append(with_addresses(slot, raw, settings.addresses))
+        apps = resolve_egress(platform, scope, clients, pool)
     apps.sort(key=lambda a: a.id.lower())
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
     return Discovery(tuple(apps), tuple(issues))
+
+
+def resolve_egress(
+    platform: list[tuple[AppEgress, Routing]], scope: Scope, clients: ArmClients, pool: ThreadPoolExecutor
+) -> list[AppEgress]:
+    """Look up each distinct subnet and environment once, concurrently; then decide every app's egress."""
+    declared = {s for d in scope.egress for s in d.subnets}
+    # One lookup per distinct subnet (IDs compare without case), in the case ARM first gave it.
+    subnets = {r.subnet.lower(): r.subnet for _, r in platform if r.needs_subnet and r.subnet}
+    for key in declared:
+        subnets.pop(key, None)
+    environments = sorted({(r.environment, "linux" in a.kind.lower()) for a, r in platform if r.environment})
+    resolver = NetworkResolver(clients)
+    web_api = clients.client("web", platform[0][0].subscription_id)._config.api_version if environments else ""
+    by_subnet = dict(zip(subnets, pool.map(resolver.subnet, subnets.values()), strict=True))
+    by_environment = dict(
+        zip(environments, pool.map(lambda e: resolver.environment(e[0], e[1], web_api), environments), strict=True)
+    )
+    return [
+        decide(
+            app,
+            routing,
+            scope.settings,
+            by_subnet,
+            by_environment.get((routing.environment, "linux" in app.kind.lower())) if routing.environment else None,
+            scope.egress,
+            scope.acknowledged,
+        )
+        for app, routing in platform
+    ]
 
 
 def _in_scope(scope: Scope, app: AppEgress) -> bool:
@@ -165,8 +198,35 @@ def _addresses(props: Mapping[str, Any], key: str) -> tuple[ParsedAddresses, str
     return parse_address_list(None), f"{key} is {_shape(value)}, not a list of addresses"
 
 
-def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
-    """The app with the addresses its payload holds, and whether they can be trusted (pinned)."""
+def _flag(mapping: Any, key: str) -> bool:
+    return isinstance(mapping, Mapping) and mapping.get(key) is True
+
+
+def routing_of(props: Mapping[str, Any]) -> Routing:
+    """Read from the site list alone: no per-app call."""
+    routing, config = props.get("outboundVnetRouting"), props.get("siteConfig")
+    because = next(
+        (why for why, on in (
+            ("outboundVnetRouting.allTraffic", _flag(routing, "allTraffic")),
+            ("outboundVnetRouting.applicationTraffic", _flag(routing, "applicationTraffic")),
+            ("vnetRouteAllEnabled", _flag(props, "vnetRouteAllEnabled")),
+            ("siteConfig.vnetRouteAllEnabled", _flag(config, "vnetRouteAllEnabled")),
+            ("publicNetworkAccess SecuredByPerimeter", props.get("publicNetworkAccess") == "SecuredByPerimeter"),
+        ) if on),
+        None,
+    )  # fmt: skip
+    environment = props.get("hostingEnvironmentProfile")
+    subnet = _string(props.get("virtualNetworkSubnetId")) or None
+    return Routing(
+        subnet=subnet,
+        route_all=because,
+        environment=_string(environment.get("id")) or None if isinstance(environment, Mapping) else None,
+        sku=_string(props.get("sku")),
+    )
+
+
+def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource) -> tuple[AppEgress, Routing]:
+    """The app with the addresses the platform lists for it, and how its traffic is routed."""
     found = raw.get("properties")
     props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
@@ -174,27 +234,11 @@ def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource
     parsed, bad = _addresses(props, key)
     parsed_v6, _ = _addresses(props, v6_key)
     ipv6 = parsed.ipv6 + parsed_v6.ipv6  # some payloads mix them
-    warnings = [f"ignored {item}" for item in parsed.rejected]
-    sku = _string(props.get("sku"))
-    routing = props.get("outboundVnetRouting")
-    routing = routing if isinstance(routing, Mapping) else {}
-    route_all = routing.get("allTraffic") is True or props.get("vnetRouteAllEnabled") is True
-    reason = bad
-    if reason:
-        pass
-    elif route_all and props.get("virtualNetworkSubnetId"):
-        reason = "routes all outbound traffic through its virtual network (NAT gateway or firewall egress)"
-    elif sku.lower() == "flexconsumption":
-        reason = "Flex Consumption apps do not leave from fixed addresses"
-    elif not parsed.ipv4:
-        reason = f"{key} is empty" + (
-            " (Premium V4 apps do not report outbound addresses)" if "v4" in sku.lower() else ""
-        )
-    if sku.lower() == "dynamic":
-        warnings.append("Consumption plan: the app may also connect from addresses outside this list")
+    warnings = [f"ignored {item}: dropped" for item in parsed.rejected]
+    reason = bad or ("" if parsed.ipv4 else f"{key} is empty")
     if ipv6:
-        warnings.append(f"{len(ipv6)} IPv6 address(es) reported; SQL firewall rules are IPv4 only")
-    return replace(
+        warnings.append(f"{len(ipv6)} IPv6 address(es) reported; IPv4 firewall rules cannot hold them")
+    platform = replace(
         app,
         ipv4=parsed.ipv4,
         ipv6=ipv6,
@@ -202,7 +246,9 @@ def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource
         pinned=not reason,
         reason=reason,
         warnings=tuple(warnings),
+        chain=(f"{app.id}#properties.{key}",),
     )
+    return platform, routing_of(props)
 
 
 def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
@@ -210,4 +256,5 @@ def to_egress(raw: Mapping[str, Any], source: AddressSource) -> AppEgress:
     app = identify(raw)
     if app is None:
         raise ValueError(f"not a site payload: {raw.get('id')!r}")
-    return with_addresses(app, raw, source)
+    platform, routing = with_addresses(app, raw, source)
+    return decide(platform, routing, Settings())

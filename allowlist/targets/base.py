@@ -32,6 +32,7 @@ class Capabilities:
     single_address_max_prefix: int = 32  # Storage: /31 and /32 must be written as bare addresses
     same_region_bypasses_rules: bool = False  # Storage: IP rules do not apply within its region
     limit_error_codes: tuple[str, ...] = ()  # ARM error codes meaning "the firewall is full"
+    service_endpoint: str = ""  # the VNet service endpoint that bypasses its IP rules, if it has one
 
     def valid_name(self, name: str) -> bool:
         return re.match(self.name_pattern, name) is not None

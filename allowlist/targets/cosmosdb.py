@@ -49,6 +49,7 @@ BACKEND = Backend(
         default_rule_limit=1000,
         long_running_writes=True,
         empty_list_means_open=True,
+        service_endpoint="Microsoft.AzureCosmosDB",
     ),
     client=("azure.mgmt.cosmosdb", "CosmosDBManagementClient"),
     api_version="2024-11-15",

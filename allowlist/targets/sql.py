@@ -19,6 +19,7 @@ BACKEND = Backend(
         # 0.0.0.0-0.0.0.0 "allow Azure services": the service's own, never ours whatever the prefix.
         protected_names=("AllowAllWindowsAzureIps",),
         limit_error_codes=("TooManyFirewallRules", "FirewallRuleLimitExceeded"),
+        service_endpoint="Microsoft.Sql",
     ),
     client=("azure.mgmt.sql", "SqlManagementClient"),
     api_version="2023-08-01",

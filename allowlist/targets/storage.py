@@ -58,6 +58,7 @@ BACKEND = Backend(
         long_running_writes=False,
         single_address_max_prefix=30,
         same_region_bypasses_rules=True,
+        service_endpoint="Microsoft.Storage",
     ),
     client=("azure.mgmt.storage", "StorageManagementClient"),
     api_version="2023-05-01",

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 # Keys the REST spec defines that these particular examples happen to leave out.
-SPEC_EXTRAS = {"tags", "vnetRouteAllEnabled", "sku", "workloadProfileName", "resourceConfig", "managedIdentityTraffic"}
+SPEC_EXTRAS = {
+    "tags", "vnetRouteAllEnabled", "sku", "workloadProfileName", "resourceConfig", "managedIdentityTraffic",
+    "publicNetworkAccess",
+}  # fmt: skip
 # Maps whose keys are data (tag names), not schema.
 FREE_FORM = {"tags"}
 # Keys whose value may legitimately be null in our answer, whatever type the example shows.
@@ -289,3 +292,89 @@ def test_storage_account_and_patch_match(emulator: Emulator) -> None:
     acls = {"defaultAction": "Deny", "ipRules": [{"value": "20.0.0.0/31"}]}
     refused = get(emulator, "PATCH", STORAGE, "2026-09-01", {"properties": {"networkAcls": acls}})
     assert refused.status_code == 400 and "/31 and /32" in refused.json()["error"]["message"]
+
+
+# --- What egress resolution reads: Microsoft.Network and App Service Environments ---
+
+NET = f"/subscriptions/{SUB1}/resourceGroups/rg-net/providers/Microsoft.Network"
+ASE = f"/subscriptions/{SUB1}/resourceGroups/rg-net/providers/Microsoft.Web/hostingEnvironments/ase-one"
+# Keys the REST spec defines for these resources that the examples leave out.
+NETWORK_EXTRAS = {"type", "natGateway", "routeTable", "serviceEndpoints", "ipAddress", "nextHopIpAddress"}
+# Optional parts these examples happen to show (a DDoS plan, a NIC, firewall add-ons and rule collections).
+NETWORK_OPTIONAL = {"ddosSettings", "ipConfiguration", "aiSecurityAddOn", "autoscaleConfiguration", "zones", "subnet"}
+
+
+def network_estate() -> dict[str, Any]:
+    from tests.conftest import base_estate
+
+    estate = base_estate()
+    estate["subnets"] = [
+        {
+            "id": f"{NET}/virtualNetworks/vnet/subnets/apps",
+            "nat_gateway": f"{NET}/natGateways/nat",
+            "route_table": f"{NET}/routeTables/rt",
+            "service_endpoints": ["Microsoft.Sql"],
+        }
+    ]
+    estate["nat_gateways"] = [
+        {
+            "id": f"{NET}/natGateways/nat",
+            "public_ips": [f"{NET}/publicIPAddresses/pip"],
+            "public_ip_prefixes": [f"{NET}/publicIPPrefixes/pre"],
+        }
+    ]
+    estate["public_ips"] = [{"id": f"{NET}/publicIPAddresses/pip", "ip_address": "20.9.9.9"}]
+    estate["public_ip_prefixes"] = [{"id": f"{NET}/publicIPPrefixes/pre", "ip_prefix": "20.9.8.0/30"}]
+    estate["route_tables"] = [
+        {
+            "id": f"{NET}/routeTables/rt",
+            "routes": [
+                {
+                    "name": "default",
+                    "address_prefix": "0.0.0.0/0",
+                    "next_hop_type": "VirtualAppliance",
+                    "next_hop_ip": "10.0.0.4",
+                }
+            ],
+        }
+    ]
+    estate["azure_firewalls"] = [
+        {"id": f"{NET}/azureFirewalls/fw", "private_ip": "10.0.0.4", "public_ips": [f"{NET}/publicIPAddresses/pip"]}
+    ]
+    estate["app_service_environments"] = [
+        {
+            "id": ASE,
+            "subnet": f"{NET}/virtualNetworks/vnet/subnets/apps",
+            "windows_outbound": ["20.7.7.7"],
+            "linux_outbound": ["20.7.7.8"],
+        }
+    ]
+    return estate  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("example_file", "path", "api"),
+    [
+        ("network/SubnetGet.json", f"{NET}/virtualNetworks/vnet/subnets/apps", "2024-05-01"),
+        ("network/NatGatewayGet.json", f"{NET}/natGateways/nat", "2024-05-01"),
+        ("network/PublicIpAddressGet.json", f"{NET}/publicIPAddresses/pip", "2024-05-01"),
+        ("network/PublicIpPrefixGet.json", f"{NET}/publicIPPrefixes/pre", "2024-05-01"),
+        ("network/RouteTableGet.json", f"{NET}/routeTables/rt", "2024-05-01"),
+        ("network/AzureFirewallGet.json", f"{NET}/azureFirewalls/fw", "2024-05-01"),
+        (
+            "web/AppServiceEnvironments_GetAseV3NetworkingConfiguration.json",
+            f"{ASE}/configurations/networking",
+            "2025-05-01",
+        ),
+    ],
+)
+def test_network_answers_match_the_official_example(example_file: str, path: str, api: str) -> None:
+    from allowlist.emulator import build_estate
+
+    loaded = build_estate(network_estate())
+    with Emulator(loaded.state) as emu:
+        answer = get(emu, "GET", path, api)
+    assert answer.status_code == 200, answer.text
+    problems = shape_problems(answer.json(), example(example_file))
+    problems = [p for p in problems if not any(p.endswith(f".{k}: not in the example") for k in NETWORK_EXTRAS)]
+    assert [p for p in problems if not any(p.endswith(f".{k}: missing") for k in NETWORK_OPTIONAL)] == []

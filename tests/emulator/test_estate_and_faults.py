@@ -18,7 +18,7 @@ def test_demo_estate_loads_with_its_awkward_cases() -> None:
     estate = load_estate(demo_estate_path())
     sites = {s.name: s for s in estate.state.sites.values()}
     assert sites["shop-search-v4"].possible_outbound_ip_addresses == ""
-    assert sites["payments-api"].vnet_route_all is True
+    assert sites["payments-api"].application_traffic is True and not sites["payments-api"].all_traffic
     assert "staging" in sites["shop-web"].slots
     assert estate.page_size == 3
     assert len(estate.state.servers) == 3 and len(estate.state.accounts) == 2
@@ -50,7 +50,12 @@ def test_slot_inherits_and_overrides_its_site() -> None:
             lambda d: d["sites"][0].update(subscription="nope"),
             "sites[0].subscription: 'nope' is not in [[subscriptions]]",
         ),
-        (lambda d: d["sites"][0].update(vnet_route_all="yes"), "sites[0].vnet_route_all: must be true or false"),
+        (lambda d: d["sites"][0].update(all_traffic="yes"), "sites[0].all_traffic: must be true or false"),
+        (lambda d: d.update(subnets=[{"id": "/x", "bogus": 1}]), "subnets[0]: unknown key 'bogus'"),
+        (
+            lambda d: d.update(public_ip_prefixes=[{"id": "/subscriptions/s/resourceGroups/g/p", "ip_prefix": "x"}]),
+            "public_ip_prefixes[0]",
+        ),
         (lambda d: d["sites"][0].update(possible_outbound_ip_addresses=5), "sites[0].possible_outbound_ip_addresses"),
         (lambda d: d["sites"].append(dict(d["sites"][0])), "sites[4]: site 'web-a' is defined twice"),
         (lambda d: d["emulator"].update(page_size=0), "emulator.page_size: must be a whole number of at least 1"),

@@ -68,13 +68,15 @@ def test_ipv6_and_vnet_fields_are_in_the_raw_payload(estate: dict[str, Any]) -> 
     estate["sites"][0].update(
         possible_outbound_ipv6_addresses="2603:1020::1",
         virtual_network_subnet_id="/subscriptions/x/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/s",
-        vnet_route_all=True,
+        application_traffic=True,
     )
     loaded = build_estate(estate)
     with Emulator(loaded.state, page_size=5) as emu:
         site = web(emu).web_apps.get("rg-web", "web-a")
         assert site["properties"]["possibleOutboundIpv6Addresses"] == "2603:1020::1"
-        assert site.properties.outbound_vnet_routing.all_traffic is True
+        routing = site.properties.outbound_vnet_routing
+        assert routing.application_traffic is True and routing.all_traffic is False  # stated apart, as ARM does
+        assert "vnetRouteAllEnabled" not in site["properties"]  # gone from the site at api-version 2025-05-01
         assert site.properties.virtual_network_subnet_id.endswith("/subnets/s")
 
 

@@ -42,8 +42,8 @@ def body(site: Site) -> JSON:
         "lastModifiedTimeUtc": "2026-11-01T09:00:00.000Z",
         "outboundIpAddresses": site.outbound_ip_addresses,
         "outboundVnetRouting": {
-            "allTraffic": site.vnet_route_all,
-            "applicationTraffic": site.vnet_route_all,
+            "allTraffic": site.all_traffic,
+            "applicationTraffic": site.application_traffic,
             "backupRestoreTraffic": False,
             "contentShareTraffic": False,
             "imagePullTraffic": False,
@@ -62,7 +62,8 @@ def body(site: Site) -> JSON:
         "state": "Running",
         "storageAccountRequired": False,
         "usageState": "Normal",
-        "vnetRouteAllEnabled": site.vnet_route_all,
+        # api-version 2025-05-01 no longer carries the site-level vnetRouteAllEnabled (2022-03-01 to 2024-04-01)
+        "publicNetworkAccess": site.public_network_access,
         "workloadProfileName": None,
     }
     # Raw properties that only some apps carry; azure-mgmt-web 11 does not model the IPv6 ones.
@@ -126,7 +127,7 @@ def _site_config(site: Site) -> JSON:
         "virtualApplications": [{"physicalPath": "site\\wwwroot", "preloadEnabled": False, "virtualPath": "/"}],
         "vnetName": "",
         "vnetPrivatePortsCount": 0,
-        "vnetRouteAllEnabled": site.vnet_route_all,
+        "vnetRouteAllEnabled": site.site_config_route_all,
         "webSocketsEnabled": False,
     }
 
