@@ -136,12 +136,19 @@ def public_ip_body(resource_id: str, address: str, location: str) -> JSON:
 
 def public_ip_prefix_body(resource_id: str, prefix: str, location: str) -> JSON:
     network = ipaddress.ip_network(prefix)
+    props: JSON = {
+        "provisioningState": "Succeeded",
+        "resourceGuid": "00000000-0000-0000-0000-0000000000a1",
+        "publicIPAddressVersion": f"IPv{network.version}",
+        "prefixLength": network.prefixlen,
+        "ipPrefix": str(network),
+        "ipTags": [],
+        "publicIPAddresses": [],
+    }
     return {
         "id": resource_id, "name": _name(resource_id), "type": "Microsoft.Network/publicIPPrefixes",
         "location": location, "sku": {"name": "Standard"}, "etag": 'W/"00000000-0000-0000-0000-000000000001"',
-        "properties": {"provisioningState": "Succeeded", "resourceGuid": "00000000-0000-0000-0000-0000000000a1",
-                       "publicIPAddressVersion": f"IPv{network.version}", "prefixLength": network.prefixlen, "ipPrefix": str(network), "ipTags": [],
-                       "publicIPAddresses": []},
+        "properties": props,
     }  # fmt: skip
 
 
