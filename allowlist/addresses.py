@@ -57,11 +57,11 @@ def ipv4_number(address: str) -> int:
     return int.from_bytes(socket.inet_aton(address), "big")
 
 
-def merge_numbers(numbers: Iterable[int]) -> list[IpRange]:
+def merge_numbers(numbers: Iterable[int], version: int = 4) -> list[IpRange]:
     ranges: list[IpRange] = []
     for n in sorted(set(numbers)):
         if ranges and ranges[-1].end + 1 == n:
-            ranges[-1] = IpRange(ranges[-1].start, n)
+            ranges[-1] = IpRange(ranges[-1].start, n, version)
         else:
-            ranges.append(IpRange(n, n))
+            ranges.append(IpRange(n, n, version))
     return ranges

@@ -83,7 +83,7 @@ def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease) -> T
         lease.renew_if_due()
         try:
             if change.action == "delete":
-                target.delete_rule(change.name)
+                target.delete_rule(change.name, change.range)
             else:
                 target.put_rule(change.name, change.range)
         except Exception as exc:  # this write failed; the others go on where that is safe

@@ -5,33 +5,46 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+V4_SPAN = 2**32
+
 
 @dataclass(frozen=True, order=True)
 class IpRange:
-    """An inclusive IPv4 range, as SQL firewall rules hold them."""
+    """An inclusive range of IPv4 (or, with version 6, IPv6) addresses, as firewall rules hold them."""
 
     start: int
     end: int
+    version: int = 4
 
     def __post_init__(self) -> None:
-        if not 0 <= self.start <= self.end < 2**32:
-            raise ValueError(f"not an IPv4 range: {self.start}..{self.end}")
+        top = V4_SPAN if self.version == 4 else 2**128
+        if self.version not in (4, 6) or not 0 <= self.start <= self.end < top:
+            raise ValueError(f"not an IPv{self.version} range: {self.start}..{self.end}")
 
     @classmethod
     def parse(cls, start: str, end: str | None = None) -> IpRange:
-        first = int(ipaddress.IPv4Address(start.strip()))
-        last = first if end is None else int(ipaddress.IPv4Address(end.strip()))
-        if first > last:
+        """Both ends of one IP version; a v4 address is never read as v6 or the other way round."""
+        first = ipaddress.ip_address(start.strip())
+        last = first if end is None else ipaddress.ip_address(end.strip())
+        if first.version != last.version:
+            raise ValueError(f"range {start} - {end} mixes IPv4 and IPv6")
+        if int(first) > int(last):
             raise ValueError(f"range start {start} is after its end {end}")
-        return cls(first, last)
+        return cls(int(first), int(last), first.version)
 
     @property
     def first(self) -> str:
-        return str(ipaddress.IPv4Address(self.start))
+        return str(ipaddress.ip_address(self.start) if self.version == 4 else ipaddress.IPv6Address(self.start))
 
     @property
     def last(self) -> str:
-        return str(ipaddress.IPv4Address(self.end))
+        return str(ipaddress.ip_address(self.end) if self.version == 4 else ipaddress.IPv6Address(self.end))
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """On one number line for both versions (IPv6 after all of IPv4), for interval arithmetic."""
+        offset = 0 if self.version == 4 else V4_SPAN
+        return self.start + offset, self.end + offset
 
     @property
     def size(self) -> int:

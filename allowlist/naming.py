@@ -11,9 +11,13 @@ import ipaddress
 from allowlist.model import IpRange
 from allowlist.targets.base import Capabilities
 
+V6_MARK = "v6-"  # IPv6 rule names: `allowlist-v6-2603_1020_206_3__1a`, since names cannot hold ':'
+
 
 def rule_name(prefix: str, rule_range: IpRange, capabilities: Capabilities) -> str:
     """`allowlist-20.1.2.3-20.1.2.6`; `allowlist-20_1_2_3-20_1_2_6` where the service refuses dots."""
+    if rule_range.version == 6:
+        return prefix + V6_MARK + str(rule_range).replace(":", "_")
     return prefix + str(rule_range).replace(".", capabilities.name_dots_as)
 
 
@@ -26,7 +30,11 @@ def parse_rule_name(prefix: str, name: str, capabilities: Capabilities) -> IpRan
     if not name.casefold().startswith(prefix.casefold()):
         return None
     body = name[len(prefix) :]
-    if capabilities.name_dots_as != ".":
+    if body.casefold().startswith(V6_MARK):
+        body = body[len(V6_MARK) :].replace("_", ":")
+        if "." in body:  # an IPv4-mapped or embedded form is never one allowlist writes
+            return None
+    elif capabilities.name_dots_as != ".":
         body = body.replace(capabilities.name_dots_as, ".")
     first, _, last = body.partition("-")
     try:
@@ -42,10 +50,13 @@ def list_entries(rule_range: IpRange, capabilities: Capabilities) -> list[tuple[
     Storage refuses /31 and /32 CIDRs, so blocks smaller than a /30 become their single addresses.
     """
     entries: list[tuple[str, IpRange]] = []
-    first, last = ipaddress.IPv4Address(rule_range.start), ipaddress.IPv4Address(rule_range.end)
+    first, last = ipaddress.ip_address(rule_range.first), ipaddress.ip_address(rule_range.last)
+    full = first.max_prefixlen
+    limit = capabilities.single_address_max_prefix if rule_range.version == 4 else full
     for network in ipaddress.summarize_address_range(first, last):
-        if network.prefixlen == 32 or network.prefixlen > capabilities.single_address_max_prefix:
-            entries += [(str(a), IpRange(int(a), int(a))) for a in network]
+        v = network.version
+        if network.prefixlen == full or network.prefixlen > limit:
+            entries += [(str(a), IpRange(int(a), int(a), v)) for a in network]
         else:
-            entries.append((str(network), IpRange(int(network[0]), int(network[-1]))))
+            entries.append((str(network), IpRange(int(network[0]), int(network[-1]), v)))
     return entries

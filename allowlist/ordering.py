@@ -23,33 +23,36 @@ class Write(Protocol):
     def range(self) -> IpRange: ...
 
 
-def union(ranges: Iterable[IpRange]) -> list[IpRange]:
-    """Sorted, disjoint, non-adjacent ranges covering exactly the same addresses."""
-    merged: list[IpRange] = []
-    for r in sorted(ranges):
-        if merged and r.start <= merged[-1].end + 1:
-            if r.end > merged[-1].end:
-                merged[-1] = IpRange(merged[-1].start, r.end)
+Span = tuple[int, int]  # an inclusive range on one number line for IPv4 and IPv6 (IpRange.span)
+
+
+def union(ranges: Iterable[Span]) -> list[Span]:
+    """Sorted, disjoint, non-adjacent spans covering exactly the same addresses."""
+    merged: list[Span] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
         else:
-            merged.append(r)
+            merged.append((start, end))
     return merged
 
 
-def intersect(a: Sequence[IpRange], b: Sequence[IpRange]) -> list[IpRange]:
+def intersect(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
     """Both inputs sorted and disjoint (as `union` returns them)."""
     out, i, j = [], 0, 0
     while i < len(a) and j < len(b):
-        start, end = max(a[i].start, b[j].start), min(a[i].end, b[j].end)
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
         if start <= end:
-            out.append(IpRange(start, end))
-        if a[i].end < b[j].end:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
             i += 1
         else:
             j += 1
     return out
 
 
-def covers(rules: Sequence[IpRange], needed: Sequence[IpRange]) -> bool:
+def covers(rules: Sequence[Span], needed: Sequence[Span]) -> bool:
     """Whether the union of `rules` holds every address of `needed` (sorted and disjoint)."""
     return intersect(union(rules), needed) == list(needed)
 
@@ -67,7 +70,7 @@ def order_writes(
     existing: Sequence[IpRange], others: int, writes: Sequence[W], limit: int, needed: Sequence[IpRange]
 ) -> Ordering[W]:
     """`existing`: every rule's range now; `others`: rules that hold no IPv4 range but count to the limit."""
-    protected = intersect(union(needed), union(existing))
+    protected = intersect(union(r.span for r in needed), union(r.span for r in existing))
     found = _simulate(existing, others, writes, limit, protected)
     if found is not None:
         return Ordering(tuple(found))
@@ -83,25 +86,25 @@ def order_writes(
 
 
 def _simulate(
-    existing: Sequence[IpRange], others: int, writes: Sequence[W], limit: int, protected: list[IpRange]
+    existing: Sequence[IpRange], others: int, writes: Sequence[W], limit: int, protected: list[Span]
 ) -> list[W] | None:
-    current = list(existing)
+    current = [r.span for r in existing]
     creates = [w for w in writes if w.action != "delete"]
     deletes = [w for w in writes if w.action == "delete"]
     # Creates that take over needed addresses from rules to be deleted go first: they free those deletes.
-    freeing = union(intersect(union(d.range for d in deletes), protected)) if deletes else []
-    creates.sort(key=lambda c: not intersect([c.range], freeing))
+    freeing = union(intersect(union(d.range.span for d in deletes), protected)) if deletes else []
+    creates.sort(key=lambda c: not intersect([c.range.span], freeing))
     order: list[W] = []
     while creates or deletes:
         if creates and len(current) + others < limit:
             create = creates.pop(0)
-            current.append(create.range)
+            current.append(create.range.span)
             order.append(create)
             continue
         for i, delete in enumerate(deletes):
             rest = list(current)
-            rest.remove(delete.range)
-            if covers(rest, intersect([delete.range], protected)):
+            rest.remove(delete.range.span)
+            if covers(rest, intersect([delete.range.span], protected)):
                 current = rest
                 order.append(deletes.pop(i))
                 break

@@ -8,6 +8,7 @@ through the ledger in tags. What the plan finds is a list of typed findings; `ga
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,13 @@ from allowlist.targets.ledger import TAGS_MAX, ledger_tags
 from allowlist.targets.registry import capabilities as capabilities_of
 
 WIDEST_PREFIX = 16  # ranges wider than a /16 need allow_wide_ranges
+WIDEST_PREFIX_V6 = 64  # and IPv6 ranges wider than a /64
+
+
+def too_wide(rule_range: IpRange) -> bool:
+    bits, widest = (32, WIDEST_PREFIX) if rule_range.version == 4 else (128, WIDEST_PREFIX_V6)
+    return rule_range.size > int(2 ** (bits - widest))
+
 
 Action = Literal["create", "delete", "keep"]
 Ownership = Literal["managed", "tampered", "prefixed", "foreign"]
@@ -117,17 +125,23 @@ def fingerprint(firewall: Firewall) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def desired_ranges(apps: Sequence[AppEgress]) -> dict[IpRange, tuple[str, ...]]:
-    """The merged ranges the pinned apps need, each with the IDs of the apps inside it."""
+def desired_ranges(apps: Sequence[AppEgress], ipv6: bool = False) -> dict[IpRange, tuple[str, ...]]:
+    """The merged ranges the pinned apps need, each with the IDs of the apps inside it; IPv6 ranges too
+    when the back end holds IPv6 rules."""
     owners: dict[int, set[str]] = defaultdict(set)
+    owners6: dict[int, set[str]] = defaultdict(set)
     for app in apps:
         if app.pinned:
             for address in app.ipv4:
                 owners[ipv4_number(address)].add(app.id)
+            if ipv6:
+                for address in app.ipv6:
+                    owners6[int(ipaddress.IPv6Address(address))].add(app.id)
     needed: dict[IpRange, tuple[str, ...]] = {}
-    for rule_range in merge_numbers(owners):
-        inside = set().union(*(owners[n] for n in range(rule_range.start, rule_range.end + 1)))
-        needed[rule_range] = tuple(sorted(inside, key=str.lower))
+    for version, found in ((4, owners), (6, owners6)):
+        for rule_range in merge_numbers(found, version):
+            inside = set().union(*(found[n] for n in range(rule_range.start, rule_range.end + 1)))
+            needed[rule_range] = tuple(sorted(inside, key=str.lower))
     return needed
 
 
@@ -232,10 +246,11 @@ def _write_findings(
     ][:1]
     if not settings.allow_wide_ranges:
         found += [
-            Finding(Kind.WIDE_RANGE, f"range {c.range} holds {c.range.size} addresses, wider than a /{WIDEST_PREFIX}; "
-                    "set allow_wide_ranges to permit it", tid)
+            Finding(Kind.WIDE_RANGE, f"range {c.range} holds {c.range.size} addresses, wider than a "
+                    f"/{WIDEST_PREFIX if c.range.version == 4 else WIDEST_PREFIX_V6}; set allow_wide_ranges to "
+                    "permit it", tid)
             for c in creates
-            if c.range.size > 2 ** (32 - WIDEST_PREFIX)
+            if too_wide(c.range)
         ]  # fmt: skip
     if final_count > limit:
         found.append(Finding(Kind.RULE_LIMIT, f"would hold {final_count} firewall rules ({unmanaged} not managed by "
@@ -348,7 +363,7 @@ def build_plan(
         targets.append(
             plan_target(
                 target,
-                desired_ranges(apps),
+                desired_ranges(apps, capabilities.ipv6),
                 firewall,
                 scope.settings,
                 capabilities,

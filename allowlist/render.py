@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import json
 import shlex
 from dataclasses import dataclass
@@ -16,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from allowlist import __version__
-from allowlist.addresses import ipv4_number
 from allowlist.errors import AllowlistError, ConfigError
 from allowlist.gate import decide
 from allowlist.planner import Change, Plan, TargetPlan
 from allowlist.targets.ledger import ledger_tags
 from allowlist.targets.registry import BACKENDS
 
+RULE_COLLECTION = {4: "firewallRules", 6: "ipv6FirewallRules"}
 FORMATS = ("terraform", "bicep", "arm", "azcli", "powershell", "csv", "json")
 
 
@@ -58,7 +59,8 @@ def _rule(change: Change, target: TargetPlan) -> dict[str, Any]:
         "end": change.range.last,
         "apps": list(change.apps),
         "exists": change.action != "create",
-        "id": f"{target.target.id}/firewallRules/{change.name}",
+        "version": change.range.version,
+        "id": f"{target.target.id}/{RULE_COLLECTION[change.range.version]}/{change.name}",
     }
 
 
@@ -86,6 +88,7 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
                 "final": [] if named else final,
                 "ledger": {} if named else ledger_tags(plan.settings.prefix, {c.name for c in desired} - foreign_kept),
                 "rules": rules,
+                "ipv6": any(c.range.version == 6 for c in desired),  # formats that cannot write IPv6 refuse it
                 "stale": [{"name": c.name, "start": c.range.first, "end": c.range.last} for c in t.of("delete")],
                 "unmanaged": [{"name": r.name, "start": r.range.first, "end": r.range.last} for r in t.unmanaged],
             }
@@ -95,10 +98,10 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
                 inventory += [
                     {"target": t.target.id, "rule": change.name, "start": change.range.first, "end": change.range.last,
                      "app_id": app_id, "app": apps[app_id].name, "address": address}
-                    for address in apps[app_id].ipv4
-                    if ipv4_number(address) in change.range
+                    for address in (apps[app_id].ipv4 if change.range.version == 4 else apps[app_id].ipv6)
+                    if int(ipaddress.ip_address(address)) in change.range
                 ]  # fmt: skip
-    inventory.sort(key=lambda r: (r["target"].lower(), r["rule"], r["app_id"].lower(), ipv4_number(r["address"])))
+    inventory.sort(key=lambda r: (r["target"].lower(), r["rule"], r["app_id"].lower(), _address_order(r["address"])))
     return {
         "generator": f"allowlist {__version__}",
         "command": options.command,
@@ -121,8 +124,17 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
     }
 
 
-def _entry_order(entry: str) -> tuple[int, str]:
-    return (ipv4_number(entry.split("/")[0]) if entry[:1].isdigit() else -1, entry)
+def _entry_order(entry: str) -> tuple[int, int, str]:
+    try:
+        address = ipaddress.ip_address(entry.split("/")[0])
+    except ValueError:
+        return (0, -1, entry)
+    return (address.version, int(address), entry)
+
+
+def _address_order(address: str) -> tuple[int, int]:
+    parsed = ipaddress.ip_address(address)
+    return (parsed.version, int(parsed))
 
 
 # Filters for quoting values safely in each language.

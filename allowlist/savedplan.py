@@ -16,7 +16,7 @@ from allowlist.azure import ArmClients
 from allowlist.findings import Finding, Kind
 from allowlist.model import AppEgress
 from allowlist.naming import parse_rule_name
-from allowlist.planner import WIDEST_PREFIX, Plan, TargetPlan, delete_threshold, ownership
+from allowlist.planner import WIDEST_PREFIX, Plan, TargetPlan, delete_threshold, ownership, too_wide
 from allowlist.sync import make_plan
 from allowlist.targets.addresslist import entry_range
 from allowlist.targets.base import Firewall
@@ -82,7 +82,7 @@ def check_changes(target_plan: TargetPlan, firewall: Firewall, plan: Plan) -> li
                                  "that entry holds", tid))  # fmt: skip
         if change.name.casefold() in present:
             found.append(Finding(Kind.NAME_TAKEN, f"would create '{change.name}', which exists already", tid))
-        if not settings.allow_wide_ranges and change.range.size > 2 ** (32 - WIDEST_PREFIX):
+        if not settings.allow_wide_ranges and too_wide(change.range):
             found.append(Finding(Kind.WIDE_RANGE, f"would write {change.range}, wider than a /{WIDEST_PREFIX}", tid))
     limit = settings.rule_limit or caps.default_rule_limit
     final = firewall.count + len(creates) - len(deletes)

@@ -60,5 +60,8 @@ def test_ip_range_parse_and_bounds() -> None:
     assert str(IpRange.parse("9.9.9.9")) == "9.9.9.9"
     with pytest.raises(ValueError):
         IpRange.parse("1.2.3.9", "1.2.3.4")
+    v6 = IpRange.parse("2001:db8::1", "2001:db8::3")
+    assert (v6.version, v6.size, str(v6)) == (6, 3, "2001:db8::1-2001:db8::3")
+    assert v6.span[0] >= 2**32 and IpRange.parse("0.0.0.1").span == (1, 1)  # one line, never overlapping
     with pytest.raises(ValueError):
-        IpRange.parse("2001:db8::1")
+        IpRange.parse("1.2.3.4", "2001:db8::1")

@@ -356,7 +356,7 @@ def test_an_odd_firewall_rule_is_kept_counted_and_reported(
     server.rule_overrides["office"] = overrides
     config = write_config(tmp_path / "allowlist.toml", [{"name": "one", "targets": [SQL1], "subscriptions": [SUB1]}])
     result = cli(capsys, "plan", "-c", str(config), "--rule-limit", "4")
-    assert "rule 'office' does not hold an IPv4 range" in result.out
+    assert "rule 'office' does not hold a readable IP range" in result.out
     refused(result, cli_env, "would hold 5 firewall rules")  # it still counts toward the limit
 
 

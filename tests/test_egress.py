@@ -222,3 +222,42 @@ def test_the_reader_role_covers_every_lookup(cli_env: Emulator, capsys: Cap) -> 
     used = {r.action.lower() for r in cli_env.requests}
     assert "microsoft.network/natgateways/read" in used and "microsoft.web/hostingenvironments/read" in used
     assert used <= granted, sorted(used - granted)
+
+
+# --- IPv6 end to end ------------------------------------------------------------------------------
+
+
+def test_ipv6_is_written_where_the_back_end_holds_it(tmp_path: Path, capsys: Cap) -> None:
+    from allowlist.emulator import build_estate
+    from tests.test_backends import ALL
+
+    estate = backend_estate()
+    estate["sites"][0]["possible_outbound_ipv6_addresses"] = "2603:1020:206:3::1a,2603:1020:206:3::1b"
+    loaded = build_estate(estate)
+    with Emulator(loaded.state) as emu, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALLOWLIST_ARM_ENDPOINT", emu.base_url)
+        mp.setenv("REQUESTS_CA_BUNDLE", str(emu.ca_path))
+        mp.chdir(tmp_path)
+        block = {"name": "all", "targets": [SQL1, *ALL.values()], "subscriptions": [SUB1]}
+        config = write_config(tmp_path / "allowlist.toml", [block], poll_interval=0)
+        assert cli(capsys, "apply", "--yes", "-c", str(config)).code == 0
+        server = emu.state.servers[SQL1.lower()]
+        v6 = {r.name: (r.start, r.end) for r in server.rules6.values()}
+        name = "allowlist-v6-2603_1020_206_3__1a-2603_1020_206_3__1b"
+        assert v6 == {name: ("2603:1020:206:3::1a", "2603:1020:206:3::1b")}
+        storage = emu.state.accounts[STORAGE.lower()]
+        assert "2603:1020:206:3::1a/127" in storage.ip_rules  # the fewest CIDRs, served as networkAcls.ipv6Rules
+        cosmos = emu.state.accounts[ALL["cosmosdb"].lower()]
+        assert not any(":" in e for e in cosmos.ip_rules)  # Cosmos DB rules are IPv4 only: reported, not written
+        assert "No changes." in cli(capsys, "plan", "-c", str(config)).out  # idempotent, v6 included
+        refused = cli(capsys, "render", "-c", str(config), "--format", "terraform")
+        assert refused.code == 1 and "IPv6 rules for sql-one cannot be written in this format yet" in refused.err
+        inventory = cli(capsys, "render", "-c", str(config), "--format", "json").json()
+        assert any(r["address"] == "2603:1020:206:3::1a" for r in inventory["inventory"])
+        # A tier change that drops the IPv6 addresses removes the v6 rule too, and only that one.
+        site_b = next(s for s in emu.state.sites.values() if s.name == "web-a")
+        site_b.possible_outbound_ipv6_addresses = None
+        for slot in site_b.slots.values():
+            slot.possible_outbound_ipv6_addresses = None
+        assert cli(capsys, "apply", "--yes", "-c", str(config)).code == 0
+        assert server.rules6 == {} and not any(":" in e for e in storage.ip_rules)

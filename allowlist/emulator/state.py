@@ -83,6 +83,7 @@ class DbServer:
     location: str = "westeurope"
     rules: dict[str, FirewallRule] = field(default_factory=dict)  # keyed by lower-case name
     type: str = SQL
+    rules6: dict[str, FirewallRule] = field(default_factory=dict)  # SQL's ipv6FirewallRules, by lower-case name
     tags: dict[str, str] = field(default_factory=dict)
     rule_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # by lower-case rule name
 
@@ -205,7 +206,7 @@ class State:
             }
 
     def _all_rules(self) -> dict[str, dict[str, FirewallRule]]:
-        found = {server.id: server.rules for server in self.servers.values()}
+        found = {server.id: {**server.rules, **server.rules6} for server in self.servers.values()}
         found.update((account.id, account.as_rules()) for account in self.accounts.values())
         return found
 

@@ -26,12 +26,12 @@ MERGE_ATTEMPTS = 4  # reads and writes again after a 412, at most this many time
 
 
 def entry_range(entry: str) -> IpRange | None:
-    """An IPv4 address or CIDR as a range; None for anything else (kept, never touched)."""
+    """An IP address or CIDR as a range; None for anything else (kept, never touched)."""
     try:
-        network = ipaddress.IPv4Network(entry.strip(), strict=False)
+        network = ipaddress.ip_network(entry.strip(), strict=False)
     except ValueError:
         return None
-    return IpRange(int(network[0]), int(network[-1]))
+    return IpRange(int(network[0]), int(network[-1]), network.version)
 
 
 class AddressList:

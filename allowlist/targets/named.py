@@ -39,15 +39,19 @@ def _field(rule: Any, key: str, attribute: str) -> Any:
     return getattr(rule, attribute, None)
 
 
-def rule_range(rule: Any) -> IpRange | None:
-    """The rule's range, or None when the payload does not hold two IPv4 addresses in order."""
-    start, end = _field(rule, "startIpAddress", "start_ip_address"), _field(rule, "endIpAddress", "end_ip_address")
+def rule_range(rule: Any, version: int = 4) -> IpRange | None:
+    """The rule's range, or None when the payload does not hold two addresses of that version in order."""
+    if version == 4:
+        start, end = _field(rule, "startIpAddress", "start_ip_address"), _field(rule, "endIpAddress", "end_ip_address")
+    else:
+        start, end = _field(rule, "startIPv6Address", "start_i_pv6_address"), _field(rule, "endIPv6Address", "")
     if not isinstance(start, str) or not isinstance(end, str):
         return None
     try:
-        return IpRange.parse(start, end)
+        found = IpRange.parse(start, end)
     except ValueError:
         return None
+    return found if found.version == version else None
 
 
 class NamedRules:
@@ -56,21 +60,25 @@ class NamedRules:
         self.capabilities = capabilities
         self._clients = clients
 
-    def _ops(self) -> Any:
-        return self._clients.client(self.ref.kind, self.ref.subscription_id).firewall_rules
+    def _ops(self, version: int = 4) -> Any:
+        client = self._clients.client(self.ref.kind, self.ref.subscription_id)
+        return client.firewall_rules if version == 4 else client.ipv6_firewall_rules
 
     def read(self, prefix: str) -> Firewall:
         del prefix  # named rules carry their ownership in their names
         rules, opaque = [], []
-        for rule in self._ops().list_by_server(self.ref.resource_group, self.ref.name):
-            name, found = getattr(rule, "name", None), rule_range(rule)
-            if not isinstance(name, str):
-                opaque.append("<a rule without a name>")
-            elif found is None:
-                opaque.append(name)
-            else:
-                rules.append(ExistingRule(name, found))
-        notes = tuple(f"rule '{n}' does not hold an IPv4 range: left alone, counted toward the limit" for n in opaque)
+        for version in (4, 6) if self.capabilities.ipv6 else (4,):
+            for rule in self._ops(version).list_by_server(self.ref.resource_group, self.ref.name):
+                name, found = getattr(rule, "name", None), rule_range(rule, version)
+                if not isinstance(name, str):
+                    opaque.append("<a rule without a name>")
+                elif found is None:
+                    opaque.append(name)
+                else:
+                    rules.append(ExistingRule(name, found))
+        notes = tuple(
+            f"rule '{n}' does not hold a readable IP range: left alone, counted toward the limit" for n in opaque
+        )
         return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
 
     def _write(self, call: Any, *args: Any) -> None:
@@ -104,11 +112,14 @@ class NamedRules:
             )
 
     def put_rule(self, name: str, rule_range: IpRange) -> None:
-        body = {"properties": {"startIpAddress": rule_range.first, "endIpAddress": rule_range.last}}
-        ops = self._ops()
+        if rule_range.version == 6:
+            body = {"properties": {"startIPv6Address": rule_range.first, "endIPv6Address": rule_range.last}}
+        else:
+            body = {"properties": {"startIpAddress": rule_range.first, "endIpAddress": rule_range.last}}
+        ops = self._ops(rule_range.version)
         self._write(ops.begin_create_or_update if self.capabilities.long_running_writes else ops.create_or_update,
                     name, body)  # fmt: skip
 
-    def delete_rule(self, name: str) -> None:
-        ops = self._ops()
+    def delete_rule(self, name: str, rule_range: IpRange) -> None:
+        ops = self._ops(rule_range.version)
         self._write(ops.begin_delete if self.capabilities.long_running_writes else ops.delete, name)

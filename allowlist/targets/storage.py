@@ -30,8 +30,8 @@ class StorageAccount(AddressList):
         return acls if isinstance(acls, Mapping) else {}
 
     def _items(self, account: Mapping[str, Any]) -> list[Any]:
-        items = self._acls(account).get("ipRules")
-        return list(items) if isinstance(items, list) else []
+        acls = self._acls(account)
+        return [item for key in ("ipRules", "ipv6Rules") if isinstance(items := acls.get(key), list) for item in items]
 
     def _notes(self, account: Mapping[str, Any]) -> tuple[str, ...]:
         if str(self._acls(account).get("defaultAction", "")).lower() == "allow":
@@ -40,7 +40,10 @@ class StorageAccount(AddressList):
 
     def _patch(self, account: Mapping[str, Any], entries: list[str], tags: dict[str, str], etag: str | None) -> None:
         acls = dict(self._acls(account))  # bypass, defaultAction, virtual network rules ... as they are
-        acls["ipRules"] = [{"value": e, "action": "Allow"} for e in entries]
+        v6 = [e for e in entries if ":" in e]
+        acls["ipRules"] = [{"value": e, "action": "Allow"} for e in entries if ":" not in e]
+        if v6 or "ipv6Rules" in acls:
+            acls["ipv6Rules"] = [{"value": e, "action": "Allow"} for e in v6]
         acls.setdefault("defaultAction", "Deny")
         body = {"properties": {"networkAcls": acls}, "tags": tags}
         headers = {"If-Match": etag} if etag else {}
@@ -53,7 +56,7 @@ BACKEND = Backend(
     capabilities=Capabilities(
         label="Storage account",
         named_ranges=False,
-        ipv6=False,
+        ipv6=True,  # networkAcls.ipv6Rules
         default_rule_limit=400,
         long_running_writes=False,
         single_address_max_prefix=30,

@@ -43,7 +43,7 @@ def cosmos_body(account: IpListAccount) -> JSON:
 
 
 def storage_body(account: IpListAccount) -> JSON:
-    return {
+    body: JSON = {
         "id": account.id,
         "name": account.name,
         "type": STORAGE,
@@ -59,12 +59,16 @@ def storage_body(account: IpListAccount) -> JSON:
             "networkAcls": {
                 "bypass": "AzureServices",
                 "defaultAction": account.default_action,
-                "ipRules": [{"value": entry, "action": "Allow"} for entry in account.ip_rules],
+                "ipRules": [{"value": entry, "action": "Allow"} for entry in account.ip_rules if ":" not in entry],
                 "virtualNetworkRules": [],
                 "resourceAccessRules": [],
             },
         },
     }
+    v6 = [{"value": entry, "action": "Allow"} for entry in account.ip_rules if ":" in entry]
+    if v6:  # networkAcls.ipv6Rules, shown when the account holds IPv6 rules
+        body["properties"]["networkAcls"]["ipv6Rules"] = v6
+    return body
 
 
 def _entries(raw: Any, key: str, where: str) -> list[str]:
@@ -89,6 +93,16 @@ PRIVATE = tuple(
 
 
 def _check_storage_entry(entry: str) -> None:
+    if ":" in entry:
+        try:
+            v6 = ipaddress.IPv6Network(entry, strict=True)
+        except ValueError as exc:
+            raise ArmError(
+                400, "NetworkAclsValidationFailure", f"'{entry}' is not a valid IPv6 address or range."
+            ) from exc
+        if not v6.is_global:
+            raise ArmError(400, "NetworkAclsValidationFailure", f"'{entry}': private address ranges are not allowed.")
+        return
     try:
         network = ipaddress.IPv4Network(entry, strict=True)
     except ValueError as exc:
@@ -193,7 +207,10 @@ def routes(fail_write: Callable[[Request], bool]) -> list[Route]:
         payload = request.json()
         acls = (payload.get("properties") or {}).get("networkAcls")
         entries = _entries(acls["ipRules"], "value", "networkAcls.ipRules") if acls and "ipRules" in acls else None
-        for entry in entries or []:
+        v6 = _entries(acls["ipv6Rules"], "value", "networkAcls.ipv6Rules") if acls and "ipv6Rules" in acls else None
+        if entries is not None and any(":" in e for e in entries):
+            raise ArmError(400, "NetworkAclsValidationFailure", "IPv6 entries belong in networkAcls.ipv6Rules.")
+        for entry in [*(entries or []), *(v6 or [])]:
             _check_storage_entry(entry)
         if entries is not None and len(entries) > state.rule_limit(STORAGE):
             raise ArmError(
@@ -207,6 +224,10 @@ def routes(fail_write: Callable[[Request], bool]) -> list[Route]:
             if fail_write(request):
                 raise busy(account)
             check_if_match(request, account)
+            if entries is not None or v6 is not None:  # each list replaces its own half
+                kept4 = [e for e in account.ip_rules if ":" not in e] if entries is None else entries
+                kept6 = [e for e in account.ip_rules if ":" in e] if v6 is None else v6
+                entries = kept4 + kept6
             if acls and isinstance(acls.get("defaultAction"), str):
                 account.default_action = acls["defaultAction"]
             _replace(state, account, entries, tags)

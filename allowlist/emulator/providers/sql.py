@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, route
+from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, page, route
 from allowlist.emulator.providers.common import NamedRuleReads
 from allowlist.emulator.state import SQL, DbServer, FirewallRule, State
 
@@ -86,6 +86,32 @@ def parse_rule(name: str, payload: Any) -> FirewallRule:
     return FirewallRule(name, str(first), str(last))
 
 
+def parse_rule6(name: str, payload: Any) -> FirewallRule:
+    props = payload.get("properties") if isinstance(payload, dict) else None
+    if not isinstance(props, dict):
+        raise ArmError(400, "InvalidRequestContent", "The request content must contain 'properties'.")
+    try:
+        first = ipaddress.IPv6Address(str(props.get("startIPv6Address")))
+        last = ipaddress.IPv6Address(str(props.get("endIPv6Address")))
+    except ValueError as exc:
+        raise ArmError(
+            400, "FirewallRuleNotIPv6Address", f"The firewall rule '{name}' must use IPv6 addresses."
+        ) from exc
+    if first > last:
+        message = f"The firewall rule '{name}' has a start IP address greater than its end IP address."
+        raise ArmError(400, "FirewallRuleInvalidRange", message)
+    return FirewallRule(name, str(first), str(last))
+
+
+def rule6_body(server: DbServer, rule: FirewallRule) -> JSON:
+    return {
+        "id": f"{server.id}/ipv6FirewallRules/{rule.name}",
+        "name": rule.name,
+        "type": "Microsoft.Sql/servers/ipv6FirewallRules",
+        "properties": {"startIPv6Address": rule.start, "endIPv6Address": rule.end},
+    }
+
+
 def too_many(limit: int) -> ArmError:
     # Error 40611 as the service words it; the limit counts AllowAllWindowsAzureIps too.
     return ArmError(
@@ -114,7 +140,7 @@ def routes(page_size: int) -> list[Route]:
             server = find(request, state)
             rule = parse_rule(name, payload)
             before = server.rules.get(name.lower())
-            if before is None and len(server.rules) >= state.rule_limit(SQL):
+            if before is None and len(server.rules) + len(server.rules6) >= state.rule_limit(SQL):
                 raise too_many(state.rule_limit(SQL))
             if before is not None:
                 rule = FirewallRule(before.name, rule.start, rule.end)  # the name keeps its first case
@@ -157,7 +183,45 @@ def routes(page_size: int) -> list[Route]:
                 return Response(202)
             return Response(200, rule_body(server, next(iter(new.values()))))
 
+    rules6 = servers + "/{serverName}/ipv6FirewallRules"
+
+    def list_rules6(request: Request, state: State) -> Response:
+        with state.lock:
+            server = find(request, state)
+            ordered = sorted(server.rules6.values(), key=lambda r: r.name.lower())
+            return page(request, [rule6_body(server, r) for r in ordered], page_size)
+
+    def put_rule6(request: Request, state: State) -> Response:
+        name = request.params["ruleName"]
+        validate_name(name)
+        payload = request.json()
+        with state.lock:
+            server = find(request, state)
+            rule = parse_rule6(name, payload)
+            before = server.rules6.get(name.lower())
+            if before is None and len(server.rules) + len(server.rules6) >= state.rule_limit(SQL):
+                raise too_many(state.rule_limit(SQL))
+            if before is not None:
+                rule = FirewallRule(before.name, rule.start, rule.end)
+            server.rules6[name.lower()] = rule
+            if before != rule:
+                state.record(server.id, rule.name, before, rule)
+            return Response(200 if before is not None else 201, rule6_body(server, rule))
+
+    def delete_rule6(request: Request, state: State) -> Response:
+        with state.lock:
+            server = find(request, state)
+            before = server.rules6.pop(request.params["ruleName"].lower(), None)
+            if before is None:
+                return Response(204)
+            state.record(server.id, before.name, before, None)
+            return Response(200)
+
+    v6_read, v6_write = "Microsoft.Sql/servers/ipv6FirewallRules/read", "Microsoft.Sql/servers/ipv6FirewallRules/write"
     return [
+        route("GET", rules6, list_rules6, v6_read),
+        route("PUT", rules6 + "/{ruleName}", put_rule6, v6_write),
+        route("DELETE", rules6 + "/{ruleName}", delete_rule6, "Microsoft.Sql/servers/ipv6FirewallRules/delete"),
         route(
             "GET",
             "/subscriptions/{subscriptionId}/providers/Microsoft.Sql/servers",
