@@ -30,8 +30,11 @@ def _range(r: IpRange) -> dict[str, str]:
     return {"start": r.first, "end": r.last}
 
 
-def _change(c: Change) -> dict[str, Any]:
-    return {"action": c.action, "name": c.name, **_range(c.range), "apps": list(c.apps)}
+def _change(c: Change, modes: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": c.action, "name": c.name, **_range(c.range), "apps": list(c.apps)}
+    if modes is not None and c.apps:  # which egress made each app need it: platform, nat-gateway, ...
+        out["egress"] = sorted({modes.get(a, "unknown") for a in c.apps})
+    return out
 
 
 def app_to_data(a: AppEgress) -> dict[str, Any]:
@@ -83,6 +86,7 @@ def _scope(scope: Scope | None) -> dict[str, Any] | None:
 
 
 def plan_to_data(plan: Plan) -> dict[str, Any]:
+    modes = {a.id: a.mode for a in plan.apps}
     data = {
         "format": FORMAT,
         "version": VERSION,
@@ -104,8 +108,8 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
                 "existing_count": t.existing_count,
                 "fingerprint": t.fingerprint,
                 "error": t.error,
-                "changes": [_change(c) for c in t.changes],
-                "keep": [_change(c) for c in t.keeps],
+                "changes": [_change(c, modes) for c in t.changes],
+                "keep": [_change(c, modes) for c in t.keeps],
                 "withheld": [_change(c) for c in t.withheld],
                 "unmanaged": [{"name": r.name, **_range(r.range)} for r in t.unmanaged],
                 "findings": [{"kind": f.kind.value, "message": f.message} for f in t.findings],

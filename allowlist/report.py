@@ -179,7 +179,9 @@ def render_apps(apps: Sequence[AppEgress], fmt: Format, verbose: bool = False, e
             lines.append(f"{'':<{width}}  {'':<{kind_width}}  {status}")
         if explain:
             lines.append(f"{'':<{width}}  {'':<{kind_width}}  egress: {app.mode}")
-            lines += [f"{'':<{width}}  {'':<{kind_width}}    <- {link}" for link in app.chain]
+            lines += [
+                f"{'':<{width}}  {'':<{kind_width}}    {'-> ' if i else ''}{link}" for i, link in enumerate(app.chain)
+            ]
         if verbose:
             lines += [f"{'':<{width}}  {'':<{kind_width}}  note: {w}" for w in app.warnings]
             if app.ipv6:
