@@ -35,6 +35,10 @@ class Settings:
     # Functions on Consumption / Elastic Premium and Logic Apps Standard: their list is the documented
     # superset but "not a definitive allowlist"; true: use it (with a warning), false: treat as unknown.
     functions_pinned: bool = True
+    # Over the rule limit: merge neighbouring ranges by least exposure instead of refusing (opt in).
+    compress: bool = False
+    max_merge_gap: int = 256  # never merge across a gap of more addresses than this
+    headroom: int = 0  # rules kept free for people under every limit
     # Runtime
     concurrency: int = 8
     retry_total: int = 6
@@ -59,6 +63,9 @@ POLICY_KEYS = (
     "rule_limit",
     "allow_wide_ranges",
     "functions_pinned",
+    "compress",
+    "max_merge_gap",
+    "headroom",
 )
 
 
@@ -110,6 +117,7 @@ class SyncBlock:
     name: str
     targets: tuple[TargetRef, ...]
     selector: Selector
+    compress: bool = False  # merge ranges to fit the limit on this block's targets
 
 
 @dataclass(frozen=True)
@@ -159,9 +167,10 @@ SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
     "retry_backoff": (int, float), "poll_interval": (int, float), "operation_timeout": (int, float),
     "timeout": (int, float), "lease_seconds": (int, float), "functions_pinned": bool,
+    "compress": bool, "max_merge_gap": int, "headroom": int,
 }  # fmt: skip
 OPTIONAL_KEYS = {"rule_limit", "timeout"}
-SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots"}
+SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots", "compress"}
 
 
 class _Reader:
@@ -309,7 +318,14 @@ def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settin
     for key in ("rule_limit", "concurrency", "operation_timeout", "timeout", "lease_seconds"):
         if values.get(key) is not None and values[key] < 1:
             raise r.fail(f"{where}.{key}", "must be at least 1")
-    for key in ("min_managed_for_percent", "retry_total", "retry_backoff", "poll_interval"):
+    for key in (
+        "min_managed_for_percent",
+        "retry_total",
+        "retry_backoff",
+        "poll_interval",
+        "max_merge_gap",
+        "headroom",
+    ):
         if values.get(key, 0) < 0:
             raise r.fail(f"{where}.{key}", "cannot be negative")
     try:
@@ -337,7 +353,10 @@ def _block(raw: Any, where: str, r: _Reader) -> SyncBlock:
         except ConfigError as exc:
             raise r.fail(f"{where}.targets[{i}]", str(exc)) from exc
     selector = _selector(raw, where, r)
-    return SyncBlock(name.strip(), tuple(targets), selector)
+    compress = raw.get("compress", False)
+    if not isinstance(compress, bool):
+        raise r.fail(f"{where}.compress", "must be true or false")
+    return SyncBlock(name.strip(), tuple(targets), selector, compress)
 
 
 def scope_from_flags(

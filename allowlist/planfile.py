@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from allowlist.compress import Merge
 from allowlist.config import POLICY_KEYS, Scope, Selector, Settings, build_scope, override_settings
 from allowlist.errors import ConfigError, PlanFileError
 from allowlist.findings import Finding, Kind
@@ -75,7 +76,8 @@ def _scope(scope: Scope | None) -> dict[str, Any] | None:
     if scope is None:
         return None
     return {
-        "sync": [{"name": b.name, "targets": [t.id for t in b.targets], **_selector(b.selector)} for b in scope.blocks],
+        "sync": [{"name": b.name, "targets": [t.id for t in b.targets], **_selector(b.selector), "compress": b.compress}
+                 for b in scope.blocks],
         "egress": [
             {"name": e.name, "addresses": list(e.addresses), **({"subnets": list(e.subnets)} if e.subnets else {}),
              **(_selector(e.selector) if e.selector else {})}
@@ -113,6 +115,16 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
                 "withheld": [_change(c) for c in t.withheld],
                 "unmanaged": [{"name": r.name, **_range(r.range)} for r in t.unmanaged],
                 "findings": [{"kind": f.kind.value, "message": f.message} for f in t.findings],
+                "merged": [
+                    {
+                        **_range(m.range),
+                        "parts": [_range(p) for p in m.parts],
+                        "extra": m.extra,
+                        "extra_ranges": [_range(r) for r in m.extra_ranges],
+                    }
+                    for m in t.merges
+                ],
+                "extra_addresses": sum(m.extra for m in t.merges),
             }
             for t in plan.targets
         ],
@@ -241,6 +253,10 @@ def plan_from_data(data: dict[str, Any], runtime: Settings) -> Plan:
                 findings=_read_findings(t["findings"], target.id),
                 error=None if error is None else _text(error, "error"),
                 existing_count=int(t["existing_count"]),
+                merges=tuple(
+                    Merge(_read_range(m), tuple(_read_range(p) for p in _list(m["parts"], "parts")))
+                    for m in _list(t.get("merged", []), "merged")
+                ),
             )
         )
     apps = tuple(

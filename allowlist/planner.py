@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from allowlist.addresses import ipv4_number, merge_numbers
+from allowlist.compress import Merge
+from allowlist.compress import compress as squeeze
 from allowlist.config import Scope, Settings
 from allowlist.findings import Finding, Kind
 from allowlist.gate import FORCEABLE, REFUSING
@@ -59,6 +61,7 @@ class TargetPlan:
     findings: tuple[Finding, ...] = ()
     error: str | None = None  # the target's rules could not be read
     existing_count: int = 0
+    merges: tuple[Merge, ...] = ()  # rules merged from several ranges to fit the limit (compress)
 
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action == action)
@@ -153,14 +156,26 @@ def plan_target(
     capabilities: Capabilities,
     incomplete: Sequence[str] = (),
     apps: Sequence[AppEgress] = (),
+    compress: bool = False,
 ) -> TargetPlan:
     prefix, existing, tid = settings.prefix, firewall.rules, target.id
     findings = [Finding(Kind.INCOMPLETE, reason, tid) for reason in incomplete]
     findings += [Finding(Kind.WARNING, note, tid) for note in firewall.notes]
     wanted: dict[str, tuple[str, IpRange, tuple[str, ...]]] = {}
+    limit = settings.rule_limit or capabilities.default_rule_limit
     if capabilities.named_ranges:
         owner = {r.name.casefold(): ownership(r.name, r.range, prefix, capabilities) for r in existing}
         mine = [r for r in existing if owner[r.name.casefold()] == "managed"]
+    else:
+        mine = [r for r in existing if r.name.casefold() in (firewall.owned or ())]
+    # Rules kept free for people, and every rule allowlist does not own, come off the limit first.
+    budget = limit - settings.headroom - (firewall.count - len(mine))
+    desired, merges, fit = fit_under_limit(desired, budget, settings, capabilities, compress)
+    if merges:
+        extra = sum(m.extra for m in merges)
+        findings.append(Finding(Kind.WARNING, f"compressed to fit {budget} rules: {len(merges)} merged rule(s) "
+                                f"open {extra} extra address(es) no app asked for", tid))  # fmt: skip
+    if capabilities.named_ranges:
         for r in existing:
             if owner[r.name.casefold()] == "tampered":
                 findings.append(Finding(Kind.TAMPERED, f"rule '{r.name}' holds {r.range}, not the range its name "
@@ -172,7 +187,6 @@ def plan_target(
             name = rule_name(prefix, rng, capabilities)
             wanted[name.casefold()] = (name, rng, needed_by)
     else:
-        mine = [r for r in existing if r.name.casefold() in (firewall.owned or ())]
         for rng, needed_by in desired.items():
             for entry, entry_range in list_entries(rng, capabilities):
                 wanted[entry.casefold()] = (entry, entry_range, needed_by)
@@ -194,10 +208,9 @@ def plan_target(
     stale = [Change("delete", r.name, r.range) for r in sorted(mine, key=lambda r: (r.range, r.name.casefold()))
              if r.name.casefold() not in wanted]  # fmt: skip
     deletes, withheld = ([], stale) if incomplete else (stale, [])
-    limit = settings.rule_limit or capabilities.default_rule_limit
     final_count = firewall.count + len(creates) - len(deletes)
     changes: list[Change] = creates + deletes
-    findings += _write_findings(settings, capabilities, creates, final_count, limit, len(unmanaged), tid)
+    findings += _write_findings(settings, capabilities, creates, final_count, limit, len(unmanaged), tid, fit)
     if capabilities.named_ranges and final_count <= limit:
         ordering = order_writes([r.range for r in existing], len(firewall.opaque), changes, limit, list(desired))
         changes = list(ordering.writes)
@@ -225,7 +238,45 @@ def plan_target(
         withheld=tuple(withheld),
         findings=tuple(findings),
         existing_count=firewall.count,
+        merges=merges,
     )
+
+
+def fit_under_limit(
+    desired: Mapping[IpRange, tuple[str, ...]],
+    budget: int,
+    settings: Settings,
+    capabilities: Capabilities,
+    compress: bool,
+) -> tuple[Mapping[IpRange, tuple[str, ...]], tuple[Merge, ...], str]:
+    """Merge IPv4 ranges by least exposure when they do not fit (with `compress`); otherwise say what
+    `--compress` would cost. Returns the ranges to write, the merges, and a hint for the limit message."""
+
+    def cost(r: IpRange) -> int:
+        return 1 if capabilities.named_ranges else len(list_entries(r, capabilities))
+
+    v4 = sorted(r for r in desired if r.version == 4)
+    v6_cost = sum(cost(r) for r in desired if r.version == 6)
+    if sum(cost(r) for r in v4) + v6_cost <= budget:
+        return desired, (), ""
+    found = squeeze(v4, budget - v6_cost, settings.max_merge_gap, settings.allow_wide_ranges, cost)
+    if found is None:
+        return (
+            desired,
+            (),
+            (
+                f"; even merging neighbours (gaps up to max_merge_gap = {settings.max_merge_gap} addresses, never over "
+                "private or reserved ones) cannot fit it: raise rule_limit if the server allows more, or split the apps"
+            ),
+        )
+    if not compress:
+        return desired, (), f"; --compress (compress = true) would fit it by opening {found.extra} extra address(es)"
+    merged: dict[IpRange, tuple[str, ...]] = {r: needed for r, needed in desired.items() if r.version == 6}
+    for rule_range in found.ranges:
+        inside = {a for part, needed in desired.items() if part.version == 4 and part.start >= rule_range.start
+                  and part.end <= rule_range.end for a in needed}  # fmt: skip
+        merged[rule_range] = tuple(sorted(inside, key=str.lower))
+    return merged, found.merges, ""
 
 
 def _write_findings(
@@ -236,6 +287,7 @@ def _write_findings(
     limit: int,
     unmanaged: int,
     tid: str,
+    hint: str = "",
 ) -> list[Finding]:
     found = [
         Finding(
@@ -254,7 +306,7 @@ def _write_findings(
         ]  # fmt: skip
     if final_count > limit:
         found.append(Finding(Kind.RULE_LIMIT, f"would hold {final_count} firewall rules ({unmanaged} not managed by "
-                             f"allowlist), over the limit of {limit}", tid))  # fmt: skip
+                             f"allowlist), over the limit of {limit}{hint}", tid))  # fmt: skip
     return found
 
 
@@ -369,6 +421,7 @@ def build_plan(
                 capabilities,
                 incomplete_reasons(scope, target, discovery, apps),
                 apps,
+                scope.settings.compress or any(b.compress for b in scope.blocks_for(target)),
             )
         )
     return Plan(

@@ -59,6 +59,11 @@ def _target_text(t: TargetPlan, verbose: bool) -> list[str]:
     lines += [f"  ! {c.name:<{width}}  {c.range}  delete withheld: discovery incomplete" for c in t.withheld]
     unmanaged = ", ".join(r.name for r in t.unmanaged) or "none"
     lines.append(f"  {len(t.keeps)} kept; not managed by allowlist, left alone: {unmanaged}")
+    for m in t.merges:
+        gaps = ", ".join(str(r) for r in m.extra_ranges[:4]) + (" ..." if len(m.extra_ranges) > 4 else "")
+        lines.append(f"  * merged {m.range}: opens {m.extra} extra address(es): {gaps}")
+    if t.merges:
+        lines.append(f"  {sum(m.extra for m in t.merges)} extra address(es) opened in all to fit the rule limit")
     lines += [f"  incomplete: {reason}" for reason in t.incomplete]
     lines += [f"  warning: {w}" for w in t.warnings]
     lines += [f"  BLOCKED: {b}" for b in t.blockers]

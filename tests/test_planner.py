@@ -131,7 +131,10 @@ def test_rule_limit_counts_every_rule_that_would_remain() -> None:
         rule("allowlist-9.0.0.1", "9.0.0.1"),
     ]
     p = plan(["20.0.0.1", "20.0.0.3"], existing, replace(S, rule_limit=3))
-    assert p.blockers == ("would hold 4 firewall rules (2 not managed by allowlist), over the limit of 3",)
+    assert p.blockers == (
+        "would hold 4 firewall rules (2 not managed by allowlist), over the limit of 3; --compress (compress = true) "
+        "would fit it by opening 1 extra address(es)",
+    )
     assert plan(["20.0.0.1"], existing, replace(S, rule_limit=3)).blockers == ()
 
 

@@ -122,6 +122,14 @@ LimitOpt = Annotated[
         "--rule-limit", metavar="N", min=1, help="Most firewall rules a server may hold.", rich_help_panel=SETTINGS
     ),
 ]
+CompressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compress",
+        help="Over a rule limit, merge neighbouring ranges, opening the fewest extra addresses, instead of refusing.",
+        rich_help_panel=SETTINGS,
+    ),
+]
 WideOpt = Annotated[
     bool,
     typer.Option("--allow-wide-ranges", help="Permit rules wider than a /16.", rich_help_panel=SETTINGS),
@@ -176,6 +184,7 @@ class Common:
     prefix: str | None = None
     rule_limit: int | None = None
     allow_wide_ranges: bool = False
+    compress: bool = False
     concurrency: int | None = None
     timeout: float | None = None
     arm_endpoint: str | None = None
@@ -195,6 +204,7 @@ class Common:
             "--rule-limit": self.rule_limit is not None,
             "--allow-wide-ranges": self.allow_wide_ranges,
             "--current-only": self.current_only,
+            "--compress": self.compress,
         }
         return [flag for flag, set_ in given.items() if set_]
 
@@ -231,6 +241,7 @@ _SHARED: list[tuple[str, Any, bool]] = [
     ("prefix", PrefixOpt, True),
     ("rule_limit", LimitOpt, True),
     ("allow_wide_ranges", WideOpt, True),
+    ("compress", CompressOpt, True),
     ("concurrency", ConcurrencyOpt, False),
     ("timeout", TimeoutOpt, False),
     ("arm_endpoint", EndpointOpt, False),
@@ -298,6 +309,8 @@ def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
         overrides["rule_limit"] = flags.rule_limit
     if flags.allow_wide_ranges:
         overrides["allow_wide_ranges"] = True
+    if flags.compress:
+        overrides["compress"] = True
     settings = flags.runtime(override_settings(scope.settings, overrides, "command line"))
     if flags.selects or not scope.blocks:
         declared = (scope.egress, scope.acknowledged)  # still true of the network when flags choose the apps

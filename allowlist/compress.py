@@ -1,0 +1,103 @@
+"""Fitting a target's ranges under its rule limit by merging neighbours, opening as few extra addresses
+as possible. Pure.
+
+Merging neighbouring ranges into one rule opens the addresses of the gap between them. To go from n
+ranges to m rules, n - m gaps must close; the cost is their total size, so closing the n - m smallest
+gaps is optimal (an exchange argument: any other choice swaps a closed gap for a smaller open one).
+A gap never closes when it is wider than `max_gap`, when the merged rule would be wider than a /16
+(unless wide ranges are allowed), or when it holds private or reserved addresses. With those caps
+closing smallest-first is still what this does, in a fixed order (gap size, then address), so the
+same inputs always give the same rules and a small change moves only the merges near it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from allowlist.model import IpRange
+
+WIDEST = 2**16  # a /16
+# Never opened by a merge: RFC 1918, shared, loopback, link-local, documentation, benchmarking,
+# multicast and reserved blocks (the addresses `is_global` rejects).
+RESERVED = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
+_RESERVED_SPANS = tuple((int(n.network_address), int(n.broadcast_address)) for n in RESERVED)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """One rule made of several ranges, and what it opens that no app asked for."""
+
+    range: IpRange
+    parts: tuple[IpRange, ...]
+
+    @property
+    def extra_ranges(self) -> tuple[IpRange, ...]:
+        return tuple(IpRange(a.end + 1, b.start - 1) for a, b in zip(self.parts, self.parts[1:], strict=False))
+
+    @property
+    def extra(self) -> int:
+        return sum(r.size for r in self.extra_ranges)
+
+
+@dataclass(frozen=True)
+class Compressed:
+    ranges: tuple[IpRange, ...]  # what to write, sorted
+    merges: tuple[Merge, ...]  # the rules that hold more than one original range
+
+    @property
+    def extra(self) -> int:
+        return sum(m.extra for m in self.merges)
+
+
+def _closable(left: IpRange, right: IpRange, max_gap: int) -> bool:
+    gap_start, gap_end = left.end + 1, right.start - 1
+    if gap_end - gap_start + 1 > max_gap:
+        return False
+    return not any(gap_start <= hi and lo <= gap_end for lo, hi in _RESERVED_SPANS)
+
+
+def compress(
+    ranges: Sequence[IpRange],
+    budget: int,
+    max_gap: int = 256,
+    allow_wide: bool = False,
+    cost: Callable[[IpRange], int] | None = None,
+) -> Compressed | None:
+    """Merge sorted, disjoint IPv4 ranges until `cost` (rules or list entries, one per range by default)
+    fits `budget`; None when the caps leave no way to fit."""
+    weigh = cost or (lambda r: 1)
+    groups: list[list[IpRange]] = [[r] for r in sorted(ranges)]
+    total = sum(weigh(r) for r in ranges)
+    if total <= budget:
+        return Compressed(tuple(sorted(ranges)), ())
+    while total > budget:
+        best: tuple[int, int, int] | None = None  # (gap size, start, index of the left group)
+        for i in range(len(groups) - 1):
+            left, right = groups[i], groups[i + 1]
+            if not _closable(left[-1], right[0], max_gap):
+                continue
+            if not allow_wide and right[-1].end - left[0].start + 1 > WIDEST:
+                continue
+            key = (right[0].start - left[-1].end - 1, left[-1].end, i)
+            if best is None or key < best:
+                best = key
+        if best is None:
+            return None
+        i = best[2]
+        before = weigh(IpRange(groups[i][0].start, groups[i][-1].end)) + weigh(
+            IpRange(groups[i + 1][0].start, groups[i + 1][-1].end)
+        )
+        groups[i : i + 2] = [groups[i] + groups[i + 1]]
+        total += weigh(IpRange(groups[i][0].start, groups[i][-1].end)) - before
+    merged = tuple(IpRange(g[0].start, g[-1].end) for g in groups)
+    merges = tuple(Merge(IpRange(g[0].start, g[-1].end), tuple(g)) for g in groups if len(g) > 1)
+    return Compressed(merged, merges)
