@@ -9,6 +9,7 @@ import fnmatch
 import ipaddress
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -93,16 +94,19 @@ class Selector:
         return not self.subscriptions or subscription_id.lower() in self.subscriptions
 
     def matches_site(self, app: AppEgress) -> bool:
-        """Everything but the slot rule, so slots are only listed for sites in scope."""
-        kind_tokens = {t.strip().lower() for t in app.kind.split(",")}
-        tags = {k.lower(): v for k, v in app.tags}
-        return (
-            self.covers_subscription(app.subscription_id)
-            and _any_glob(self.resource_groups, app.resource_group)
-            and (_any_glob(self.names, app.site_name) or _any_glob(self.names, app.name))
-            and all(k.lower() in tags and (v == "*" or tags[k.lower()] == v) for k, v in self.tags)
-            and (not self.kinds or bool(kind_tokens & set(self.kinds)))
-        )
+        """Everything but the slot rule, so slots are only listed for sites in scope. Cheapest tests first:
+        most apps fail on their subscription."""
+        if not self.covers_subscription(app.subscription_id):
+            return False
+        if not _any_glob(self.resource_groups, app.resource_group):
+            return False
+        if self.names and not (_any_glob(self.names, app.site_name) or _any_glob(self.names, app.name)):
+            return False
+        if self.tags:
+            tags = {k.lower(): v for k, v in app.tags}
+            if not all(k.lower() in tags and (v == "*" or tags[k.lower()] == v) for k, v in self.tags):
+                return False
+        return not self.kinds or any(t.strip().lower() in self.kinds for t in app.kind.split(","))
 
     def matches(self, app: AppEgress) -> bool:
         return self.matches_site(app) and (self.slots or app.slot is None)
@@ -160,6 +164,19 @@ class Scope:
 
     def blocks_for(self, target: TargetRef) -> tuple[SyncBlock, ...]:
         return tuple(b for b in self.blocks if any(t.key == target.key for t in b.targets))
+
+    def apps_by_target(self, apps: Sequence[AppEgress]) -> dict[str, list[AppEgress]]:
+        """Which apps feed each target, deciding each app's blocks once (apps x blocks, never x targets)."""
+        per_block: list[list[AppEgress]] = [[] for _ in self.blocks]
+        for app in apps:
+            for i, block in enumerate(self.blocks):
+                if block.selector.matches(app):
+                    per_block[i].append(app)
+        found: dict[str, dict[str, AppEgress]] = {t.key: {} for t in self.targets}
+        for block, members in zip(self.blocks, per_block, strict=True):
+            for target in {t.key for t in block.targets}:
+                found[target].update((a.id.lower(), a) for a in members)
+        return {key: sorted(members.values(), key=lambda a: a.id.lower()) for key, members in found.items()}
 
 
 SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {

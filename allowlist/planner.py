@@ -401,9 +401,9 @@ def build_plan(
     """`existing` maps each target's key to its firewall, or to why it could not be read."""
     targets = []
     in_scope: dict[str, AppEgress] = {}
+    feeding = scope.apps_by_target(discovery.apps)
     for target in scope.targets:
-        blocks = scope.blocks_for(target)
-        apps = [a for a in discovery.apps if any(b.selector.matches(a) for b in blocks)]
+        apps = feeding[target.key]
         in_scope.update((a.id.lower(), a) for a in apps)
         firewall = existing[target.key]
         capabilities = capabilities_of(target.kind)

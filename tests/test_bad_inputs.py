@@ -332,7 +332,7 @@ def test_an_odd_payload_out_of_scope_changes_nothing(
     config = write_config(tmp_path / "allowlist.toml", [block])
     result = cli(capsys, "plan", "-c", str(config))
     if "id" in overrides:  # a list item that names no site: which app it is cannot be known, so deletes wait
-        refused(result, cli_env, "a listed site is not a readable app payload")
+        refused(result, cli_env, "1 listed site(s) are not readable app payloads")
     else:
         assert result.code == 0, result.err
         assert "Plan: 2 to add, 0 to remove." in result.out

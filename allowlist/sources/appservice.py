@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from allowlist.addresses import ParsedAddresses, parse_address_list
@@ -23,40 +23,88 @@ from allowlist.sources.egress import Routing, decide
 from allowlist.sources.network import NetworkResolver
 
 
-def discover(scope: Scope, clients: ArmClients) -> Discovery:
+@dataclass
+class _Listing:
+    """What one paged list yielded, converted page by page: no raw payload outlives its page."""
+
+    apps: list[tuple[AppEgress, Routing]] = field(default_factory=list)  # in scope, with their routing
+    groups: set[tuple[str, str]] = field(default_factory=set)  # resource groups holding sites in scope
+    unreadable: int = 0  # items that name no site
+    error: str | None = None
+
+
+def _listing(scope: Scope, pager: Callable[[], Iterable[Any]], slots_only: bool) -> _Listing:
+    out = _Listing()
+    try:
+        for raw in pager():
+            app = identify(raw)
+            if app is None:
+                out.unreadable += 1
+                continue
+            if slots_only and app.slot is None:
+                continue  # the site itself came from the subscription's list
+            if not slots_only and any(b.selector.slots and b.selector.matches_site(app) for b in scope.blocks):
+                out.groups.add((app.subscription_id, app.resource_group))
+            if _in_scope(scope, app):
+                out.apps.append(with_addresses(app, raw, scope.settings.addresses))
+    except Exception as exc:  # an SDK or transport error: any part we cannot read is a gap
+        raise_if_fatal(exc)
+        out.error = describe(exc)
+    return out
+
+
+def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None) -> Discovery:
     """Every app in scope of some [[sync]] block. Apps out of scope are read only as far as choosing needs."""
     settings = scope.settings
     issues: list[DiscoveryIssue] = []
     subscriptions = _subscriptions(scope, clients, issues)
+    tick = progress.step if progress is not None else (lambda phase, done, total: None)
+
+    def sites_of(sub: str) -> _Listing:
+        path = f"/subscriptions/{sub}/providers/Microsoft.Web/sites"
+        found = _listing(scope, lambda: list_raw(clients.client("web", sub), path), slots_only=False)
+        tick("subscriptions", 1, len(subscriptions))
+        return found
+
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        listed = list(pool.map(lambda sub: _list_sites(clients, sub), subscriptions))
-        sites: list[tuple[AppEgress, Mapping[str, Any]]] = []
-        for sub, (found, issue) in zip(subscriptions, listed, strict=True):
-            if issue is not None:
-                issues.append(DiscoveryIssue(f"/subscriptions/{sub}", issue))
-            sites += _identified(found, f"/subscriptions/{sub}", issues)
+        listed = list(pool.map(sites_of, subscriptions))
+        platform: list[tuple[AppEgress, Routing]] = []
+        groups: set[tuple[str, str]] = set()
+        for sub, found in zip(subscriptions, listed, strict=True):
+            _note(issues, f"/subscriptions/{sub}", found, "")
+            platform += found.apps
+            groups |= found.groups
         # Slots: one list per resource group holding sites in scope (includeSlots), not one per site.
-        groups = sorted(
-            {
-                (site.subscription_id, site.resource_group)
-                for site, _ in sites
-                if any(b.selector.slots and b.selector.matches_site(site) for b in scope.blocks)
-            },
-            key=lambda g: (g[0], g[1].lower()),
-        )
-        slot_lists = list(pool.map(lambda group: _list_group_slots(clients, *group), groups))
-        platform = [with_addresses(site, raw, settings.addresses) for site, raw in sites if _in_scope(scope, site)]
-        for (sub, group), (found, issue) in zip(groups, slot_lists, strict=True):
-            where = f"/subscriptions/{sub}/resourceGroups/{group}"
-            if issue is not None:
-                issues.append(DiscoveryIssue(where, f"slots could not be listed: {issue}"))
-            for slot, raw in _identified(found, where, issues):
-                if slot.slot is not None and _in_scope(scope, slot):
-                    platform.append(with_addresses(slot, raw, settings.addresses))
+        ordered = sorted(groups, key=lambda g: (g[0], g[1].lower()))
+
+        def slots_of(group: tuple[str, str]) -> _Listing:
+            sub, name = group
+            path = f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites"
+            pager = lambda: list_raw(clients.client("web", sub), path, includeSlots="true")  # noqa: E731
+            found = _listing(scope, pager, slots_only=True)
+            tick("resource groups", 1, len(ordered))
+            return found
+
+        for (sub, name), found in zip(ordered, pool.map(slots_of, ordered), strict=True):
+            _note(issues, f"/subscriptions/{sub}/resourceGroups/{name}", found, "slots could not be listed: ")
+            platform += found.apps
         apps = resolve_egress(platform, scope, clients, pool)
     apps.sort(key=lambda a: a.id.lower())
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
     return Discovery(tuple(apps), tuple(issues))
+
+
+def _note(issues: list[DiscoveryIssue], where: str, found: _Listing, lead: str) -> None:
+    if found.error is not None:
+        issues.append(DiscoveryIssue(where, lead + found.error))
+    if found.unreadable:
+        issues.append(DiscoveryIssue(where, f"{found.unreadable} listed site(s) are not readable app payloads"))
+
+
+class Progress(Protocol):
+    """How the core reports progress without printing: the CLI decides what a person or a log sees."""
+
+    def step(self, phase: str, done: int, total: int) -> None: ...
 
 
 def resolve_egress(
@@ -93,20 +141,6 @@ def _in_scope(scope: Scope, app: AppEgress) -> bool:
     return any(b.selector.matches(app) for b in scope.blocks)
 
 
-def _identified(
-    found: Iterable[Any], where: str, issues: list[DiscoveryIssue]
-) -> list[tuple[AppEgress, Mapping[str, Any]]]:
-    """Each listed payload as an app to select by, or an issue when it cannot even say which app it is."""
-    out = []
-    for raw in found:
-        app = identify(raw)
-        if app is None:
-            issues.append(DiscoveryIssue(where, f"a listed site is not a readable app payload: {_shape(raw)}"))
-        else:
-            out.append((app, raw))
-    return out
-
-
 def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
     explicit = set(scope.subscriptions)
     if not scope.all_subscriptions:
@@ -122,16 +156,6 @@ def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssu
         and s.get("state") in ("Enabled", "Warning", "PastDue")
     }
     return sorted(explicit | usable)
-
-
-def _list_sites(clients: ArmClients, subscription_id: str) -> tuple[list[dict[str, Any]], str | None]:
-    path = f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites"
-    return _collect(lambda: list_raw(clients.client("web", subscription_id), path))
-
-
-def _list_group_slots(clients: ArmClients, subscription_id: str, group: str) -> tuple[list[dict[str, Any]], str | None]:
-    path = f"/subscriptions/{subscription_id}/resourceGroups/{quote(group)}/providers/Microsoft.Web/sites"
-    return _collect(lambda: list_raw(clients.client("web", subscription_id), path, includeSlots="true"))
 
 
 def _collect(pager: Callable[[], Iterable[dict[str, Any]]]) -> tuple[list[dict[str, Any]], str | None]:
