@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import ssl
-
-from allowlist.errors import AllowlistError, AuthError
-
-TOKEN_ENV = "ALLOWLIST_ACCESS_TOKEN"
+from allowlist.errors import TOKEN_ENV, AllowlistError, AuthError
 
 
 def describe(exc: Exception) -> str:
@@ -42,6 +37,9 @@ _UNREACHABLE = {
 
 def unreachable(exc: BaseException) -> str | None:
     """Why no retry can help ("certificate", "name", "refused"), or None for errors worth retrying."""
+    import socket
+    import ssl
+
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     text = []

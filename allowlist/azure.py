@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from allowlist.armerrors import TOKEN_ENV
-from allowlist.errors import AllowlistError
+from allowlist.errors import TOKEN_ENV, AllowlistError
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential

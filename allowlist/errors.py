@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+TOKEN_ENV = "ALLOWLIST_ACCESS_TOKEN"  # a pre-issued ARM token; never printed
+
 
 class AllowlistError(Exception):
     """An expected failure: shown as one line, never with a traceback."""

@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 
 from allowlist import __version__
-from allowlist.armerrors import TOKEN_ENV
 from allowlist.cli.apply import apply
 from allowlist.cli.demo import demo
 from allowlist.cli.emulator import emulator
@@ -24,7 +23,7 @@ from allowlist.cli.ips import ips
 from allowlist.cli.outcome import EXIT_ERROR, EXIT_UNEXPECTED
 from allowlist.cli.plan import plan
 from allowlist.cli.render import render
-from allowlist.errors import AllowlistError
+from allowlist.errors import TOKEN_ENV, AllowlistError
 
 DEBUG_ENV = "ALLOWLIST_DEBUG"
 
