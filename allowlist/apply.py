@@ -10,6 +10,7 @@ stop the other creates, but every delete after it is withheld: it may have relie
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
@@ -18,7 +19,7 @@ from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients
 from allowlist.findings import Finding, Kind
 from allowlist.gate import Mode, decide
-from allowlist.model import IpRange, TargetRef
+from allowlist.model import IpRange, Progress, TargetRef
 from allowlist.planner import Change, Plan, TargetPlan, fingerprint, plan_target
 from allowlist.sync import read_target
 from allowlist.targets.base import Firewall, ListTarget, RuleTarget, TargetWriteError
@@ -26,6 +27,8 @@ from allowlist.targets.lease import Lease, new_run_id
 from allowlist.targets.registry import capabilities, open_target
 
 LEASE_SETTLE = 1.0  # seconds between writing leases and reading them back
+TARGET_WRITE_CONCURRENCY = 4  # parallel writes to one server, where the service allows it
+Tick = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -68,29 +71,55 @@ def _failure(exc: Exception, target_plan: TargetPlan) -> str:
     return reason
 
 
-def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease) -> TargetResult:
+def runs(changes: Sequence[Change]) -> list[list[Change]]:
+    """The planner's order cut into runs of one action. Within a run any order is as safe as the planned
+    one: creates only add, and any subset of a run of deletes uncovers no more than the whole run did."""
+    out: list[list[Change]] = []
+    for change in changes:
+        if out and out[-1][0].action == change.action:
+            out[-1].append(change)
+        else:
+            out.append([change])
+    return out
+
+
+def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease, tick: Tick) -> TargetResult:
+    """Run by run; the writes of a run go in parallel where the service allows it (named rules are
+    independent resources), one at a time where it does not (flexible servers take one operation at once)."""
     done: list[Change] = []
     failed: list[tuple[Change, str]] = []
     skipped: list[Change] = []
     count = target_plan.existing_count
-    for change in target_plan.changes:
-        if change.action == "delete" and failed:
-            skipped.append(change)  # it may rely on the write that failed
-            continue
-        if change.action == "create" and count >= target_plan.rule_limit:
-            skipped.append(change)  # its room was to come from a delete that was withheld
-            continue
-        lease.renew_if_due()
+    width = 1 if target.capabilities.long_running_writes else TARGET_WRITE_CONCURRENCY
+
+    def write(change: Change) -> tuple[Change, str | None]:
         try:
             if change.action == "delete":
                 target.delete_rule(change.name, change.range)
             else:
                 target.put_rule(change.name, change.range)
         except Exception as exc:  # this write failed; the others go on where that is safe
-            failed.append((change, _failure(exc, target_plan)))
-            continue
-        count += 1 if change.action == "create" else -1
-        done.append(change)
+            return change, _failure(exc, target_plan)
+        finally:
+            tick("writes", 1, 0)
+        return change, None
+
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        for run in runs(target_plan.changes):
+            if run[0].action == "delete" and failed:
+                skipped += run  # they may rely on the write that failed
+                continue
+            if run[0].action == "create":
+                room = max(0, target_plan.rule_limit - count)
+                run, over = run[:room], run[room:]  # room was to come from a delete that was withheld
+                skipped += over
+            lease.renew_if_due()
+            for change, error in pool.map(write, run):
+                if error is not None:
+                    failed.append((change, error))
+                else:
+                    count += 1 if change.action == "create" else -1
+                    done.append(change)
     return TargetResult(target_plan.target, tuple(done), tuple(failed), tuple(skipped))
 
 
@@ -115,7 +144,7 @@ def _replan(target_plan: TargetPlan, firewall: Firewall, plan: Plan, why: str) -
     )
 
 
-def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmClients) -> TargetResult:
+def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmClients, tick: Tick) -> TargetResult:
     ref = target_plan.target
     try:
         firewall = read_target(ref, clients, plan.settings.prefix)
@@ -137,7 +166,7 @@ def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmC
                 return TargetResult(ref, skipped=target_plan.changes, findings=verdict.refused)
         target = open_target(ref, clients)
         if target.capabilities.named_ranges:
-            result = _write_rules(cast(RuleTarget, target), target_plan, lease)
+            result = _write_rules(cast(RuleTarget, target), target_plan, lease, tick)
         else:
             result = _write_list(cast(ListTarget, target), target_plan, plan.settings.prefix)
         return TargetResult(ref, result.done, result.failed, result.skipped, notes)
@@ -146,14 +175,21 @@ def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmC
 
 
 def apply_plan(
-    plan: Plan, clients: ArmClients, mode: Mode = "apply", force: bool = False, began: float | None = None
+    plan: Plan,
+    clients: ArmClients,
+    mode: Mode = "apply",
+    force: bool = False,
+    began: float | None = None,
+    progress: Progress | None = None,
 ) -> ApplyResult:
     """Write the plan's changes. The gate decides first; a refused plan writes nothing.
 
     `began`: when the run began reading apps (time.time()); another run's writes after it make this run
     add without deleting. None: now."""
     decide(plan.findings, mode, force).enforce()
-    work = [t for t in plan.targets if t.has_changes and t.error is None]
+    work = interleave([t for t in plan.targets if t.has_changes and t.error is None])
+    total = sum(len(t.changes) for t in work)
+    tick: Tick = (lambda phase, done, _: progress.step(phase, done, total)) if progress else (lambda *_: None)
     if not work:
         return ApplyResult(())
     run_id = new_run_id()
@@ -174,7 +210,21 @@ def apply_plan(
         if why is not None:
             finding = Finding(Kind.LEASE_HELD, why, target_plan.target.id)
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
-        return _run_target(target_plan, leases[target_plan.target.key], plan, clients)
+        return _run_target(target_plan, leases[target_plan.target.key], plan, clients, tick)
 
     with ThreadPoolExecutor(max_workers=plan.settings.concurrency) as pool:
-        return ApplyResult(tuple(pool.map(run, work)))
+        results = list(pool.map(run, work))
+    return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
+
+
+def interleave(work: Sequence[TargetPlan]) -> list[TargetPlan]:
+    """Targets taken round-robin across subscriptions, so parallel writers draw on different write
+    buckets instead of draining one subscription's at a time."""
+    by_subscription: dict[str, list[TargetPlan]] = {}
+    for target_plan in work:
+        by_subscription.setdefault(target_plan.target.subscription_id, []).append(target_plan)
+    queues = [by_subscription[s] for s in sorted(by_subscription)]
+    out: list[TargetPlan] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out

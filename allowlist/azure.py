@@ -73,6 +73,8 @@ class ArmClients:
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._transport: Any = None
+        self._pacing: Any = None
+        self.pacer = WritePacer()
 
     @property
     def credential(self) -> TokenCredential:
@@ -89,8 +91,14 @@ class ArmClients:
             "polling_interval": s.poll_interval,
         }
         options["retry_policy"] = make_retry_policy(s)
+        options["per_retry_policies"] = [self._pacing_policy()]
         options["transport"] = self._shared_transport()
         return options
+
+    def _pacing_policy(self) -> Any:
+        if self._pacing is None:
+            self._pacing = make_pacing_policy(self.pacer)
+        return self._pacing
 
     def _shared_transport(self) -> Any:
         """One connection pool for every client: TLS sessions are made once per connection, not per client."""
@@ -128,6 +136,66 @@ CLIENTS = {
     "subscriptions": ("azure.mgmt.resource.subscriptions", "SubscriptionClient"),
     "web": ("azure.mgmt.web", "WebSiteManagementClient"),
 }
+
+
+class WritePacer:
+    """ARM's per-subscription write bucket (200 at once, then 10 a second), kept on this side too, so a run
+    spends its writes at the rate ARM refills them instead of earning 429s; ARM's own count, from the
+    `x-ms-ratelimit-remaining-subscription-writes` header, corrects ours when it is lower."""
+
+    def __init__(self, burst: float = 200.0, per_second: float = 10.0) -> None:
+        self.burst, self.per_second = burst, per_second
+        self._tokens: dict[str, float] = {}
+        self._updated: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.waited = 0.0  # seconds spent waiting, for benchmarks
+
+    def acquire(self, subscription: str) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                tokens = min(
+                    self.burst,
+                    self._tokens.get(subscription, self.burst)
+                    + (now - self._updated.get(subscription, now)) * self.per_second,
+                )
+                self._updated[subscription] = now
+                if tokens >= 1:
+                    self._tokens[subscription] = tokens - 1
+                    return
+                self._tokens[subscription] = tokens
+                wait = (1 - tokens) / self.per_second
+                self.waited += wait
+            time.sleep(wait)
+
+    def observe(self, subscription: str, remaining: int) -> None:
+        with self._lock:
+            if remaining < self._tokens.get(subscription, self.burst):
+                self._tokens[subscription] = float(remaining)
+                self._updated[subscription] = time.monotonic()
+
+
+def _subscription_of(url: str) -> str | None:
+    path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0].split("/")
+    return path[1].lower() if len(path) > 1 and path[0].lower() == "subscriptions" else None
+
+
+def make_pacing_policy(pacer: WritePacer) -> Any:
+    from azure.core.pipeline.policies import HTTPPolicy
+
+    class PacingPolicy(HTTPPolicy):  # type: ignore[type-arg]
+        def send(self, request: Any) -> Any:
+            sub = _subscription_of(request.http_request.url)
+            write = request.http_request.method.upper() not in ("GET", "HEAD")
+            if write and sub is not None:
+                pacer.acquire(sub)
+            response = self.next.send(request)
+            left = response.http_response.headers.get("x-ms-ratelimit-remaining-subscription-writes")
+            if write and sub is not None and left is not None and left.isdigit():
+                pacer.observe(sub, int(left))
+            return response
+
+    return PacingPolicy()
 
 
 class RunTimeout(AllowlistError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 V4_SPAN = 2**32
 
@@ -148,3 +149,9 @@ class Egress:
     chain: tuple[str, ...] = ()  # resource IDs that proved the addresses, first to last
     reason: str = ""  # for unknown
     service_endpoints: tuple[str, ...] = ()
+
+
+class Progress(Protocol):
+    """How the core reports progress without printing: the CLI decides what a person or a log sees."""
+
+    def step(self, phase: str, done: int, total: int) -> None: ...

@@ -143,7 +143,8 @@ class Faults:
         digest = hashlib.sha256(f"{self.config.seed}|{method}|{path.lower()}|{n}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
-    def throttle(self, method: str, path: str, now: float | None = None) -> None:
+    def throttle(self, method: str, path: str, now: float | None = None) -> dict[str, str]:
+        """Raise ARM's 429 when the subscription's bucket is empty; else the headers that say what is left."""
         rate = self.config.throttle_rate
         if rate > 0 and self._roll("429|" + method, path) < rate:
             raise ArmError(
@@ -153,7 +154,7 @@ class Faults:
                 {"Retry-After": str(self.config.retry_after)},
             )
         if not self.config.throttle:
-            return
+            return {}
         parts = path.split("/")
         scope = parts[2].lower() if len(parts) > 2 and parts[1].lower() == "subscriptions" else "tenant"
         write = method not in ("GET", "HEAD")
@@ -164,14 +165,16 @@ class Faults:
                 spec = self.config.writes if write else self.config.reads
                 bucket = self._buckets[(scope, write)] = TokenBucket(spec, float(spec.burst), now)
             wait = bucket.take(now)
+            left = int(bucket.tokens)
+        kind = "writes" if write else "reads"
         if wait > 0:
-            kind = "writes" if write else "reads"
             raise ArmError(
                 429,
                 "TooManyRequests",
                 f"The request is throttled: too many subscription {kind}. Retry after the period in Retry-After.",
-                {"Retry-After": str(max(1, math.ceil(wait)))},
+                {"Retry-After": str(max(1, math.ceil(wait))), f"x-ms-ratelimit-remaining-subscription-{kind}": "0"},
             )
+        return {f"x-ms-ratelimit-remaining-subscription-{kind}": str(left)}
 
     def forbidden(self, path: str, action: str) -> None:
         for scope in self.config.forbid:

@@ -231,11 +231,13 @@ class Emulator:
             action = matched.action
             if self.faults.should_drop(request.method, request.path):
                 return None, action
-            self.faults.throttle(request.method, request.path)
+            remaining = self.faults.throttle(request.method, request.path)
             self.faults.forbidden(request.path, matched.action)
             self.faults.server_error(request.method, request.path)
             bound = replace(request, params={k: unquote(v) for k, v in params.items()})
-            return matched.handler(bound, self.state), action
+            answer = matched.handler(bound, self.state)
+            answer.headers.update(remaining)
+            return answer, action
         except ArmError as err:
             return err.response(), action
         except Exception as exc:  # an emulator bug answers 500 with its name, never a silent hang-up

@@ -11,14 +11,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients, list_raw
 from allowlist.config import AddressSource, Scope, Settings
-from allowlist.model import AppEgress, Discovery, DiscoveryIssue
+from allowlist.model import AppEgress, Discovery, DiscoveryIssue, Progress
 from allowlist.sources.egress import Routing, decide
 from allowlist.sources.network import NetworkResolver
 
@@ -99,12 +99,6 @@ def _note(issues: list[DiscoveryIssue], where: str, found: _Listing, lead: str) 
         issues.append(DiscoveryIssue(where, lead + found.error))
     if found.unreadable:
         issues.append(DiscoveryIssue(where, f"{found.unreadable} listed site(s) are not readable app payloads"))
-
-
-class Progress(Protocol):
-    """How the core reports progress without printing: the CLI decides what a person or a log sees."""
-
-    def step(self, phase: str, done: int, total: int) -> None: ...
 
 
 def resolve_egress(
