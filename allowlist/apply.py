@@ -123,13 +123,15 @@ def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease, tick
     return TargetResult(target_plan.target, tuple(done), tuple(failed), tuple(skipped))
 
 
-def _write_list(target: ListTarget, target_plan: TargetPlan, prefix: str) -> TargetResult:
+def _write_list(target: ListTarget, target_plan: TargetPlan, prefix: str, tick: Tick) -> TargetResult:
     """One PATCH: additions and removals land together, with the ledger, so no window lacks an entry."""
     add = [c.name for c in target_plan.of("create")]
     remove = [c.name for c in target_plan.of("delete")]
     try:
         target.replace_entries(prefix, add, remove)
+        tick("writes", len(target_plan.changes), 0)
     except Exception as exc:  # nothing was written: the service takes the list whole or not at all
+        tick("writes", len(target_plan.changes), 0)
         first = target_plan.changes[0]
         return TargetResult(target_plan.target, (), ((first, _failure(exc, target_plan)),), target_plan.changes[1:])
     return TargetResult(target_plan.target, target_plan.changes)
@@ -168,7 +170,7 @@ def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmC
         if target.capabilities.named_ranges:
             result = _write_rules(cast(RuleTarget, target), target_plan, lease, tick)
         else:
-            result = _write_list(cast(ListTarget, target), target_plan, plan.settings.prefix)
+            result = _write_list(cast(ListTarget, target), target_plan, plan.settings.prefix, tick)
         return TargetResult(ref, result.done, result.failed, result.skipped, notes)
     finally:
         lease.release()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients
 from allowlist.config import Scope
-from allowlist.model import Discovery, TargetRef
+from allowlist.model import Discovery, Progress, TargetRef
 from allowlist.planner import Plan, build_plan
 from allowlist.sources.appservice import discover
 from allowlist.targets.base import Firewall
@@ -35,16 +35,26 @@ def read_target(target: TargetRef, clients: ArmClients, prefix: str) -> Firewall
 
 
 def read_targets(
-    targets: Sequence[TargetRef], clients: ArmClients, concurrency: int, prefix: str
+    targets: Sequence[TargetRef],
+    clients: ArmClients,
+    concurrency: int,
+    prefix: str,
+    progress: Progress | None = None,
 ) -> dict[str, Firewall | str]:
+    def read(target: TargetRef) -> Firewall | str:
+        found = read_target(target, clients, prefix)
+        if progress is not None:
+            progress.step("firewalls", 1, len(targets))
+        return found
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        found = pool.map(lambda t: read_target(t, clients, prefix), targets)
-        return dict(zip((t.key for t in targets), found, strict=True))
+        return dict(zip((t.key for t in targets), pool.map(read, targets), strict=True))
 
 
-def make_plan(scope: Scope, clients: ArmClients) -> Reading:
+def make_plan(scope: Scope, clients: ArmClients, progress: Progress | None = None) -> Reading:
+    settings = scope.settings
     with ThreadPoolExecutor(max_workers=2) as pool:
-        discovering = pool.submit(discover, scope, clients)
-        reading = pool.submit(read_targets, scope.targets, clients, scope.settings.concurrency, scope.settings.prefix)
+        discovering = pool.submit(discover, scope, clients, progress)
+        reading = pool.submit(read_targets, scope.targets, clients, settings.concurrency, settings.prefix, progress)
         discovery, firewalls = discovering.result(), reading.result()
     return Reading(build_plan(scope, discovery, firewalls), discovery, firewalls)

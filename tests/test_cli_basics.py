@@ -106,3 +106,22 @@ def test_the_installed_command_runs_as_a_process() -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: --target: 'x' is not a resource ID") and "Traceback" not in result.stderr
+
+
+def test_pipelines_get_one_line_per_phase_and_json_gets_none(cli_env: Emulator, capsys: Cap) -> None:
+    result = cli(capsys, "apply", "--yes", "-t", SQL1, "-s", "11111111-1111-4111-8111-111111111111")
+    assert result.code == 0, result.err
+    for phase in ("Listing apps: 1/1", "Reading firewalls: 1/1", "Writing rules: 3/3"):
+        assert phase in result.err, result.err
+    quiet = cli(capsys, "plan", "-t", SQL1, "-o", "json")
+    assert "Listing apps" not in quiet.err and "Reading firewalls" not in quiet.err
+
+
+def test_the_live_display_runs(capsys: Cap) -> None:
+    from allowlist.cli.progress import LiveBars
+
+    bars = LiveBars()
+    for _ in range(3):
+        bars.step("writes", 1, 3)
+    bars.close()
+    assert "Writing rules" in capsys.readouterr().err

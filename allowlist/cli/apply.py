@@ -74,7 +74,13 @@ def apply(
         if not typer.confirm("Apply these changes?", default=False, err=True):
             common.note("Nothing was written.")
             return EXIT_ERROR
-    result = apply_plan(plan, clients, mode, force, began)
+    from allowlist.cli.progress import close
+
+    progress = common.progress()
+    try:
+        result = apply_plan(plan, clients, mode, force, began, progress)
+    finally:
+        close(progress)
     if fmt == "json":
         o.emit(json.dumps({"plan": plan_to_data(plan), "result": result_to_data(result)}, indent=2) + "\n")
     else:

@@ -21,6 +21,7 @@ from allowlist.errors import ConfigError
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
     from allowlist.config import Scope, Settings
+    from allowlist.model import Progress
     from allowlist.planner import Plan
     from allowlist.report import Format
 
@@ -208,6 +209,11 @@ class Common:
         }
         return [flag for flag, set_ in given.items() if set_]
 
+    def progress(self) -> Progress | None:
+        from allowlist.cli.progress import make_progress
+
+        return make_progress(self.quiet, self.output == OutputFormat.json)
+
     def runtime(self, base: Settings) -> Settings:
         """Runtime flags over `base`: how the run executes, never what it decides."""
         overrides: dict[str, object] = {}
@@ -337,12 +343,17 @@ def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
 
 def plan_for(common: Common) -> tuple[Plan, Scope, ArmClients]:
     """What plan, apply and render share: the scope, the clients, and a fresh plan."""
+    from allowlist.cli.progress import close
     from allowlist.sync import make_plan
 
     scope = resolve_scope(common)
     clients = make_clients(common.arm_endpoint, scope.settings)
     common.note(f"Reading apps and {len(scope.targets)} firewall(s) from {clients.settings.endpoint} ...")
-    return make_plan(scope, clients).plan, scope, clients
+    progress = common.progress()
+    try:
+        return make_plan(scope, clients, progress).plan, scope, clients
+    finally:
+        close(progress)
 
 
 def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
