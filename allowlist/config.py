@@ -6,6 +6,7 @@ Errors name the file, the key and the problem, e.g. `allowlist.toml: sync[1].tar
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import re
 import tomllib
@@ -165,12 +166,37 @@ class Scope:
     def blocks_for(self, target: TargetRef) -> tuple[SyncBlock, ...]:
         return tuple(b for b in self.blocks if any(t.key == target.key for t in b.targets))
 
+    @functools.cached_property
+    def _by_subscription(self) -> tuple[dict[str, list[int]], list[int]]:
+        by_subscription: dict[str, list[int]] = {}
+        anywhere: list[int] = []
+        for i, block in enumerate(self.blocks):
+            for sub in block.selector.subscriptions:
+                by_subscription.setdefault(sub, []).append(i)
+            if not block.selector.subscriptions:
+                anywhere.append(i)
+        return by_subscription, anywhere
+
+    def candidate_blocks(self, subscription_id: str) -> list[int]:
+        """The blocks that may select an app of this subscription: an app is never matched against the rest."""
+        by_subscription, anywhere = self._by_subscription
+        return by_subscription.get(subscription_id, []) + anywhere
+
+    def selects(self, app: AppEgress) -> bool:
+        return any(self.blocks[i].selector.matches(app) for i in self.candidate_blocks(app.subscription_id))
+
+    def wants_slots_of(self, site: AppEgress) -> bool:
+        return any(
+            self.blocks[i].selector.slots and self.blocks[i].selector.matches_site(site)
+            for i in self.candidate_blocks(site.subscription_id)
+        )
+
     def apps_by_target(self, apps: Sequence[AppEgress]) -> dict[str, list[AppEgress]]:
-        """Which apps feed each target, deciding each app's blocks once (apps x blocks, never x targets)."""
+        """Which apps feed each target, deciding each app's blocks once (never apps x targets)."""
         per_block: list[list[AppEgress]] = [[] for _ in self.blocks]
         for app in apps:
-            for i, block in enumerate(self.blocks):
-                if block.selector.matches(app):
+            for i in self.candidate_blocks(app.subscription_id):
+                if self.blocks[i].selector.matches(app):
                     per_block[i].append(app)
         found: dict[str, dict[str, AppEgress]] = {t.key: {} for t in self.targets}
         for block, members in zip(self.blocks, per_block, strict=True):

@@ -43,9 +43,9 @@ def _listing(scope: Scope, pager: Callable[[], Iterable[Any]], slots_only: bool)
                 continue
             if slots_only and app.slot is None:
                 continue  # the site itself came from the subscription's list
-            if not slots_only and any(b.selector.slots and b.selector.matches_site(app) for b in scope.blocks):
+            if not slots_only and scope.wants_slots_of(app):
                 out.groups.add((app.subscription_id, app.resource_group))
-            if _in_scope(scope, app):
+            if scope.selects(app):
                 out.apps.append(with_addresses(app, raw, scope.settings.addresses))
     except Exception as exc:  # an SDK or transport error: any part we cannot read is a gap
         raise_if_fatal(exc)
@@ -129,10 +129,6 @@ def resolve_egress(
         )
         for app, routing in platform
     ]
-
-
-def _in_scope(scope: Scope, app: AppEgress) -> bool:
-    return any(b.selector.matches(app) for b in scope.blocks)
 
 
 def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
