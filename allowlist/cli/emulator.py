@@ -32,17 +32,32 @@ def emulator(
     page_size: Annotated[
         int | None, typer.Option("--page-size", min=1, help="Items per list page (default: the estate's).")
     ] = None,
+    generate: Annotated[
+        str | None,
+        typer.Option(
+            "--generate",
+            metavar="SPEC",
+            help="Serve a generated estate instead, for benchmarks: "
+            "'subscriptions=100,apps=100,servers=300,subnets=60,nat=0.1,seed=1'.",
+        ),
+    ] = None,
     ca_dir: Annotated[
         Path | None, typer.Option("--ca-dir", help="Where to write the CA bundle (default: a temporary folder).")
     ] = None,
 ) -> int:
     """Run the local ARM emulator (HTTPS on 127.0.0.1) until Ctrl-C; prints the URL and the CA bundle."""
     from allowlist.emulator import Emulator, EstateError, FaultConfig, FaultSpecError, demo_estate_path, load_estate
+    from allowlist.emulator.estate import Estate
+    from allowlist.emulator.generate import generate_estate, parse_spec
 
     try:
-        loaded = load_estate(estate or demo_estate_path())
+        if generate is not None:
+            spec = {k: (v if k in ("nat_share", "slot_share") else int(v)) for k, v in parse_spec(generate).items()}
+            loaded = Estate(generate_estate(**spec), 100)  # type: ignore[arg-type]
+        else:
+            loaded = load_estate(estate or demo_estate_path())
         config = FaultConfig.parse(faults, seed=seed)
-    except (EstateError, FaultSpecError) as exc:
+    except (EstateError, FaultSpecError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
     if latency_ms:
         config = replace(config, latency_ms=latency_ms)

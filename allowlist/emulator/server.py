@@ -118,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+STATS_PATH = "/_emulator/stats"  # GET, no token: request counts (`?reset=1` clears them); not an ARM path
+
+
 class Emulator:
     """An emulated ARM endpoint. Use as a context manager, or call start() and stop()."""
 
@@ -216,6 +219,8 @@ class Emulator:
         if self.faults.config.latency_ms:
             time.sleep(self.faults.config.latency_ms / 1000)
         action = ""
+        if request.path == STATS_PATH:  # for benchmarks that run the emulator as its own process
+            return Response(200, self.stats(reset=request.query.get("reset") == "1")), ""
         self.operations.settle(self.state)
         for hook in list(self.hooks):
             hook(request)
@@ -272,6 +277,19 @@ class Emulator:
                 for r in self.requests
                 if (method is None or r.method == method) and path_contains.lower() in r.path.lower()
             )
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """Counts of the requests answered so far (not this one), by method and status."""
+        with self._log_lock:
+            logged = [r for r in self.requests if r.path != STATS_PATH]
+            if reset:
+                self.requests.clear()
+        by_status: dict[str, int] = {}
+        by_method: dict[str, int] = {}
+        for r in logged:
+            by_status[str(r.status)] = by_status.get(str(r.status), 0) + 1
+            by_method[r.method] = by_method.get(r.method, 0) + 1
+        return {"requests": len(logged), "by_status": by_status, "by_method": by_method}
 
     def reset_log(self) -> None:
         with self._log_lock:
