@@ -125,7 +125,7 @@ class ArmClients:
             if client is None:
                 module, name = client_spec(service)
                 cls = getattr(importlib.import_module(module), name)
-                args = (credential,) if service == "subscriptions" else (credential, subscription_id)
+                args = (credential,) if service in TENANT_CLIENTS else (credential, subscription_id)
                 client = self._clients[key] = cls(*args, **self._options())
             return client
 
@@ -135,7 +135,9 @@ class ArmClients:
 CLIENTS = {
     "subscriptions": ("azure.mgmt.resource.subscriptions", "SubscriptionClient"),
     "web": ("azure.mgmt.web", "WebSiteManagementClient"),
+    "resourcegraph": ("azure.mgmt.resourcegraph", "ResourceGraphClient"),
 }
+TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscription
 
 
 class WritePacer:

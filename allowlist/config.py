@@ -20,6 +20,7 @@ from allowlist.model import AppEgress, TargetRef
 from allowlist.targets.registry import parse_target
 
 AddressSource = Literal["possible", "current"]
+Source = Literal["arm", "resource-graph"]
 RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:;\\/?]")
 
 
@@ -49,6 +50,7 @@ class Settings:
     operation_timeout: float = 900.0  # longest wait for one long-running write
     timeout: float | None = None  # longest a whole run may take; None: no bound
     lease_seconds: float = 600.0  # how long a target's lease lasts unless renewed
+    source: Source = "arm"  # "arm": paged lists per subscription; "resource-graph": a few paged queries
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
@@ -210,7 +212,7 @@ SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
     "retry_backoff": (int, float), "poll_interval": (int, float), "operation_timeout": (int, float),
     "timeout": (int, float), "lease_seconds": (int, float), "functions_pinned": bool,
-    "compress": bool, "max_merge_gap": int, "headroom": int,
+    "compress": bool, "max_merge_gap": int, "headroom": int, "source": str,
 }  # fmt: skip
 OPTIONAL_KEYS = {"rule_limit", "timeout"}
 SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots", "compress"}
@@ -356,6 +358,8 @@ def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settin
     where = "settings"
     if values.get("addresses", "possible") not in ("possible", "current"):
         raise r.fail(f"{where}.addresses", "must be 'possible' (possibleOutboundIpAddresses) or 'current'")
+    if values.get("source", "arm") not in ("arm", "resource-graph"):
+        raise r.fail(f"{where}.source", "must be 'arm' (lists per subscription) or 'resource-graph'")
     if not 0 <= values.get("max_delete_percent", 30) <= 100:
         raise r.fail(f"{where}.max_delete_percent", "must be between 0 and 100")
     for key in ("rule_limit", "concurrency", "operation_timeout", "timeout", "lease_seconds"):

@@ -379,7 +379,9 @@ def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, ap
     blocks = scope.blocks_for(target)
     for issue in discovery.issues:
         parts = issue.scope.split("/")
-        if issue.scope == "/subscriptions":
+        if not issue.scope.lower().startswith("/subscriptions"):  # a tenant-wide query: it feeds every target
+            hit = True
+        elif issue.scope == "/subscriptions":
             hit = any(not b.selector.subscriptions for b in blocks)
         elif len(parts) == 3:  # /subscriptions/ID
             hit = any(b.selector.covers_subscription(parts[2]) for b in blocks)

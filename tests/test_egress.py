@@ -261,3 +261,32 @@ def test_ipv6_is_written_where_the_back_end_holds_it(tmp_path: Path, capsys: Cap
             slot.possible_outbound_ipv6_addresses = None
         assert cli(capsys, "apply", "--yes", "-c", str(config)).code == 0
         assert server.rules6 == {} and not any(":" in e for e in storage.ip_rules)
+
+
+# --- Resource Graph: the same plans from a few paged queries ------------------------------------------
+
+
+def test_resource_graph_and_arm_lists_give_identical_plans(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    block = {"name": "one", "targets": [SQL1], "subscriptions": [SUB1]}
+    config = str(write_config(tmp_path / "allowlist.toml", [block]))
+    cli_env.reset_log()
+    arm = cli(capsys, "plan", "-c", config, "-o", "json")
+    arm_requests = len(cli_env.requests)
+    cli_env.reset_log()
+    graph = cli(capsys, "plan", "-c", config, "-o", "json", "--source", "resource-graph")
+    assert arm.code == graph.code == 1  # to-nva is unknown either way
+    assert graph.json() == arm.json()
+    queries = [r for r in cli_env.requests if r.path == "/providers/Microsoft.ResourceGraph/resources"]
+    assert len(queries) == 2  # one for sites and slots, one for the network
+    assert not any("includeSlots" in r.query or r.path.endswith("/Microsoft.Web/sites") for r in cli_env.requests)
+    assert len(cli_env.requests) < arm_requests
+
+
+def test_resource_graph_pages_and_errors_are_clear(cli_env: Emulator, capsys: Cap) -> None:
+    from allowlist.emulator import FaultConfig
+
+    cli_env.faults.config = FaultConfig(forbid=("/providers/Microsoft.ResourceGraph",))
+    result = cli(capsys, "plan", "-t", SQL1, "-s", SUB1, "--source", "resource-graph")
+    assert result.code == 1 and "the site query failed: 403" in result.out
+    bad = cli(capsys, "plan", "-t", SQL1, "--source", "graph")
+    assert bad.code == 1 and "settings.source: must be 'arm'" in bad.err

@@ -149,6 +149,16 @@ TimeoutOpt = Annotated[
         rich_help_panel=SETTINGS,
     ),
 ]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        metavar="SOURCE",
+        help="Where apps are read from: arm (a paged list per subscription, the default) or resource-graph "
+        "(a few paged queries; may trail changes by minutes).",
+        rich_help_panel=SETTINGS,
+    ),
+]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -188,6 +198,7 @@ class Common:
     compress: bool = False
     concurrency: int | None = None
     timeout: float | None = None
+    source: str | None = None
     arm_endpoint: str | None = None
     output: OutputFormat = OutputFormat.text
     verbose: bool = False
@@ -221,6 +232,8 @@ class Common:
             overrides["concurrency"] = self.concurrency
         if self.timeout is not None:
             overrides["timeout"] = self.timeout
+        if self.source is not None:
+            overrides["source"] = self.source
         from allowlist.config import override_settings
 
         return override_settings(base, overrides, "command line")
@@ -250,6 +263,7 @@ _SHARED: list[tuple[str, Any, bool]] = [
     ("compress", CompressOpt, True),
     ("concurrency", ConcurrencyOpt, False),
     ("timeout", TimeoutOpt, False),
+    ("source", SourceOpt, False),
     ("arm_endpoint", EndpointOpt, False),
     ("output", OutputOpt, False),
     ("verbose", VerboseOpt, False),

@@ -59,6 +59,16 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
     issues: list[DiscoveryIssue] = []
     subscriptions = _subscriptions(scope, clients, issues)
     tick = progress.step if progress is not None else (lambda phase, done, total: None)
+    if settings.source == "resource-graph":
+        from allowlist.sources.resourcegraph import discover_graph, preload_pool
+
+        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+            graph = discover_graph(scope, clients, subscriptions, issues, progress)
+            resolver = preload_pool(graph, clients, subscriptions, pool)
+            apps = resolve_egress(graph, scope, clients, pool, resolver)
+        apps.sort(key=lambda a: a.id.lower())
+        issues.sort(key=lambda i: (i.scope.lower(), i.message))
+        return Discovery(tuple(apps), tuple(issues))
 
     def sites_of(sub: str) -> _Listing:
         path = f"/subscriptions/{sub}/providers/Microsoft.Web/sites"
@@ -102,7 +112,11 @@ def _note(issues: list[DiscoveryIssue], where: str, found: _Listing, lead: str) 
 
 
 def resolve_egress(
-    platform: list[tuple[AppEgress, Routing]], scope: Scope, clients: ArmClients, pool: ThreadPoolExecutor
+    platform: list[tuple[AppEgress, Routing]],
+    scope: Scope,
+    clients: ArmClients,
+    pool: ThreadPoolExecutor,
+    resolver: NetworkResolver | None = None,
 ) -> list[AppEgress]:
     """Look up each distinct subnet and environment once, concurrently; then decide every app's egress."""
     declared = {s for d in scope.egress for s in d.subnets}
@@ -111,7 +125,7 @@ def resolve_egress(
     for key in declared:
         subnets.pop(key, None)
     environments = sorted({(r.environment, "linux" in a.kind.lower()) for a, r in platform if r.environment})
-    resolver = NetworkResolver(clients)
+    resolver = resolver or NetworkResolver(clients)
     web_api = clients.client("web", platform[0][0].subscription_id)._config.api_version if environments else ""
     by_subnet = dict(zip(subnets, pool.map(resolver.subnet, subnets.values()), strict=True))
     by_environment = dict(

@@ -36,6 +36,12 @@ def _props(body: JSON) -> JSON:
     return props if isinstance(props, Mapping) else {}
 
 
+def _done(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
 def addresses_of(cidr_or_address: str) -> list[str]:
     """Every address of a public IPv4 address or prefix (NAT prefixes are /28 or narrower)."""
     network = ipaddress.IPv4Network(cidr_or_address, strict=False)
@@ -64,6 +70,15 @@ class NetworkResolver:
             except Exception as exc:  # remembered: every app that asks gets the same answer
                 future.set_exception(exc)
         return future.result()
+
+    def preload(self, bodies: list[JSON], firewalls: dict[str, list[JSON]]) -> None:
+        """Bodies found by a Resource Graph query, by ID, and each subscription's firewalls."""
+        with self._lock:
+            for body in bodies:
+                self._memo.setdefault(str(body["id"]).lower(), _done(body))
+            for sub, found in firewalls.items():
+                path = f"/subscriptions/{sub}/providers/Microsoft.Network/azureFirewalls".lower()
+                self._memo.setdefault(path, _done(found))
 
     def _get(self, resource_id: str, api_version: str = NETWORK_API) -> JSON:
         client = self._clients.client("subscriptions")  # any client sends a raw request

@@ -1,0 +1,227 @@
+"""Scale benchmark: the CLI as a process against the emulator as another process, as users run it.
+
+For each size: a generated estate (100 apps per subscription, 10% with a slot, 10% route-all through one
+of 60 NAT-gateway subnets, up to 300 SQL servers each fed by 1 to 20 subscriptions), 20 ms added to
+every ARM answer, ARM's throttling on. Records wall time, client CPU, peak RSS, ARM requests and 429s for
+`allowlist plan`, the critical-path bound and the minimum request count for the estate, then `apply`
+against the write-bucket bound, and how many servers fit their 128-rule limit with and without
+compression.
+
+    python bench/scale.py --sizes 1000,10000,30000,100000 --record bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+BIN = Path(sys.executable).with_name("allowlist")
+LATENCY_MS = 20.0
+CONCURRENCY = 8
+PAGE = 100
+SUBNETS = 60
+
+
+def estate_spec(apps: int) -> dict[str, Any]:
+    subs = max(1, apps // 100)
+    return {"subscriptions": subs, "apps": 100, "servers": min(300, 3 * subs), "subnets": SUBNETS, "nat": 0.1}
+
+
+def config_for(spec: dict[str, Any], compress: bool) -> str:
+    subs = spec["subscriptions"]
+    lines = ["[settings]", f"compress = {'true' if compress else 'false'}", "poll_interval = 0", ""]
+    for k in range(spec["servers"]):
+        feeding = [f"{(k + i) % subs:08d}-0000-4000-8000-000000000000" for i in range(min(subs, 1 + k % 20))]
+        target = f"/subscriptions/{k % subs:08d}-0000-4000-8000-000000000000/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-{k}"
+        lines += [
+            "[[sync]]",
+            f'name = "sql-{k}"',
+            f'targets = ["{target}"]',
+            f"subscriptions = {json.dumps(feeding)}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+class EmulatorProcess:
+    def __init__(self, spec: dict[str, Any], ca_dir: Path) -> None:
+        generate = ",".join(f"{k}={v}" for k, v in spec.items())
+        self.proc = subprocess.Popen(
+            [str(BIN), "emulator", "--generate", generate, "--latency-ms", str(LATENCY_MS), "--ca-dir", str(ca_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if "listening on" not in first:
+            raise RuntimeError(
+                f"the emulator did not start: {first}{self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
+        self.url = first.split("listening on ", 1)[1].strip()
+        self.ca = str(ca_dir / "emulator-ca.pem")
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        url = f"{self.url}/_emulator/stats" + ("?reset=1" if reset else "")
+        return requests.get(url, verify=self.ca, timeout=30).json()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Wall time, CPU seconds and peak RSS (MB) of one CLI process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(BIN), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024, "code": code,
+            "err": err[-400:]}  # fmt: skip
+
+
+def minimum_requests(spec: dict[str, Any]) -> int:
+    """What any correct ARM-list run must ask of this estate: the subscription list, each subscription's
+    site pages, one includeSlots list per resource group, each server's rules, and each subnet that
+    route-all apps use, with its NAT gateway and public IP."""
+    from allowlist.emulator.generate import generate_estate
+
+    state = generate_estate(spec["subscriptions"], spec["apps"], servers=spec["servers"], subnets=SUBNETS,
+                            nat_share=spec["nat"])  # fmt: skip
+    subs = spec["subscriptions"]
+    groups = {(s.subscription_id, s.resource_group.lower()) for s in state.sites.values()}
+    subnets = {s.virtual_network_subnet_id for s in state.sites.values() if s.virtual_network_subnet_id}
+    return 1 + subs * math.ceil(spec["apps"] / PAGE) + len(groups) + spec["servers"] + 3 * len(subnets)
+
+
+def critical_path(spec: dict[str, Any], requests_made: int) -> float:
+    """The longest chain of requests that must follow one another, or all requests spread over the
+    concurrency, whichever is longer (seconds)."""
+    latency = LATENCY_MS / 1000
+    chain = latency * (1 + 1 + 1 + 3)  # subscriptions -> site page -> slot list; subnet -> NAT -> public IP
+    return max(chain, requests_made * latency / CONCURRENCY)
+
+
+def measure(apps: int, tmp: Path) -> dict[str, Any]:
+    spec = estate_spec(apps)
+    ca_dir = tmp / f"ca-{apps}"
+    emu = EmulatorProcess(spec, ca_dir)
+    try:
+        env = {**os.environ, "ALLOWLIST_ARM_ENDPOINT": emu.url, "REQUESTS_CA_BUNDLE": emu.ca,
+               "ALLOWLIST_ACCESS_TOKEN": "bench"}  # fmt: skip
+        plain, packed = tmp / f"plain-{apps}.toml", tmp / f"compress-{apps}.toml"
+        plain.write_text(config_for(spec, compress=False))
+        packed.write_text(config_for(spec, compress=True))
+        emu.stats(reset=True)
+        out = tmp / f"plan-{apps}.json"
+        fit = run_cli(["plan", "-c", str(plain), "-q", "--out", str(out)], env)
+        before = json.loads(out.read_text())
+        over = sum(1 for t in before["targets"] for f in t["findings"] if f["kind"] == "rule-limit")
+        emu.stats(reset=True)
+        plan = run_cli(["plan", "-c", str(packed), "-q", "--out", str(out)], env)
+        plan_stats = emu.stats(reset=True)
+        after = json.loads(out.read_text())
+        still_over = sum(1 for t in after["targets"] for f in t["findings"] if f["kind"] == "rule-limit")
+        extra = sum(t.get("extra_addresses", 0) for t in after["targets"])
+        writes_per_sub: dict[str, int] = {}
+        for t in after["targets"]:
+            sub = t["id"].split("/")[2]
+            writes_per_sub[sub] = writes_per_sub.get(sub, 0) + len(t["changes"])
+        apply = run_cli(["apply", "--yes", "-c", str(packed), "-q"], env)
+        apply_stats = emu.stats(reset=True)
+    finally:
+        emu.stop()
+    writes = sum(writes_per_sub.values())
+    bucket = max((max(0, w - 200) / 10 for w in writes_per_sub.values()), default=0.0)
+    write_floor = writes * (LATENCY_MS / 1000) / (CONCURRENCY * 4)
+    return {
+        "apps": len(after["apps"]), "spec": spec, "plan": plan, "plan_stats": plan_stats, "fit": fit,
+        "minimum": minimum_requests(spec), "bound": critical_path(spec, minimum_requests(spec)),
+        "servers": spec["servers"], "over_before": over, "over_after": still_over, "extra": extra,
+        "apply": apply, "apply_stats": apply_stats, "writes": writes, "write_bound": max(bucket, write_floor),
+        "max_writes_per_sub": max(writes_per_sub.values(), default=0),
+    }  # fmt: skip
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    def s429(stats: dict[str, Any]) -> int:
+        return int(stats["by_status"].get("429", 0))
+
+    lines = [
+        f"### {time.strftime('%Y-%m-%d')} — scale: CLI and emulator as separate processes",
+        "",
+        f"Emulator: {LATENCY_MS:g} ms added per answer, page size {PAGE}, ARM throttling on; 100 apps per "
+        f"subscription, 10% with a slot, 10% route-all through {SUBNETS} NAT-gateway subnets; up to 300 SQL "
+        f"servers, each fed by 1 to 20 subscriptions. Python {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} cores; concurrency {CONCURRENCY}. One run per size.",
+        "",
+        "**plan** (with `compress = true`)",
+        "",
+        "| apps and slots | servers | wall | bound | wall / bound | client CPU | CPU per app | peak RSS | requests | minimum | ratio | 429s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for r in rows:
+        p, st = r["plan"], r["plan_stats"]
+        lines.append(
+            f"| {r['apps']:,} | {r['servers']} | {p['wall']:.2f} s | {r['bound']:.2f} s | {p['wall'] / r['bound']:.2f}x "
+            f"| {p['cpu']:.2f} s | {1000 * p['cpu'] / r['apps']:.3f} ms | {p['rss']:.0f} MB | {st['requests']:,} "
+            f"| {r['minimum']:,} | {st['requests'] / r['minimum']:.3f} | {s429(st)} |"
+        )
+    if len(rows) > 1:
+        a, b = rows[-2], rows[-1]
+        growth = (b["plan"]["wall"] / a["plan"]["wall"]) / (b["apps"] / a["apps"])
+        cpu_growth = (b["plan"]["cpu"] / a["plan"]["cpu"]) / (b["apps"] / a["apps"])
+        lines += ["", f"Growth from {a['apps']:,} to {b['apps']:,} apps, per app: wall {growth:.2f}x, CPU {cpu_growth:.2f}x "
+                  "(1.00 = linear)."]  # fmt: skip
+    lines += ["", "**apply** (every rule new; writes paced per subscription)", "",
+              "| apps and slots | writes | most in one subscription | apply wall | write phase | write bound | phase / bound | 429s | 429s / writes |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        a, st = r["apply"], r["apply_stats"]
+        phase = max(0.0, a["wall"] - r["plan"]["wall"])
+        ratio = phase / r["write_bound"] if r["write_bound"] else float("nan")
+        lines.append(
+            f"| {r['apps']:,} | {r['writes']:,} | {r['max_writes_per_sub']} | {a['wall']:.2f} s | {phase:.2f} s "
+            f"| {r['write_bound']:.2f} s | {ratio:.2f}x | {s429(st)} | {100 * s429(st) / max(1, r['writes']):.1f}% |"
+        )
+    lines += ["", "**rule limit** (128 per server)", "", "| apps and slots | servers | over the limit | with compress | extra addresses opened |",
+              "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['apps']:,} | {r['servers']} | {r['over_before']} | {r['over_after']} | {r['extra']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="apps per run, comma-separated")
+    parser.add_argument("--record", type=Path, help="append the results to this Markdown file")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            row = measure(size, Path(tmp))
+            for key in ("fit", "plan", "apply"):
+                if row[key]["code"] not in (0, 1):
+                    print(f"{key} at {size}: exit {row[key]['code']}: {row[key]['err']}", file=sys.stderr)
+            rows.append(row)
+            print(f"{size}: plan {row['plan']['wall']:.2f} s, apply {row['apply']['wall']:.2f} s", file=sys.stderr)
+    text = report(rows)
+    print(text)
+    if args.record:
+        with args.record.open("a", encoding="utf-8") as out:
+            out.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
