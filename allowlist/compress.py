@@ -12,6 +12,7 @@ same inputs always give the same rules and a small change moves only the merges 
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,31 +74,44 @@ def compress(
     cost: Callable[[IpRange], int] | None = None,
 ) -> Compressed | None:
     """Merge sorted, disjoint IPv4 ranges until `cost` (rules or list entries, one per range by default)
-    fits `budget`; None when the caps leave no way to fit."""
+    fits `budget`; None when the caps leave no way to fit. O(n log n): each gap is looked at once, in
+    order of size, and a gap too wide to close now never becomes closable (merged rules only grow)."""
     weigh = cost or (lambda r: 1)
-    groups: list[list[IpRange]] = [[r] for r in sorted(ranges)]
-    total = sum(weigh(r) for r in ranges)
+    items = sorted(ranges)
+    total = sum(weigh(r) for r in items)
     if total <= budget:
-        return Compressed(tuple(sorted(ranges)), ())
+        return Compressed(tuple(items), ())
+    # Union-find over the items; each group knows its first and last item.
+    parent = list(range(len(items)))
+    first, last = list(range(len(items))), list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def extent(g: int) -> IpRange:
+        return IpRange(items[first[g]].start, items[last[g]].end)
+
+    gaps = [(items[i + 1].start - items[i].end - 1, items[i].end, i) for i in range(len(items) - 1)
+            if _closable(items[i], items[i + 1], max_gap)]  # fmt: skip
+    heapq.heapify(gaps)
     while total > budget:
-        best: tuple[int, int, int] | None = None  # (gap size, start, index of the left group)
-        for i in range(len(groups) - 1):
-            left, right = groups[i], groups[i + 1]
-            if not _closable(left[-1], right[0], max_gap):
-                continue
-            if not allow_wide and right[-1].end - left[0].start + 1 > WIDEST:
-                continue
-            key = (right[0].start - left[-1].end - 1, left[-1].end, i)
-            if best is None or key < best:
-                best = key
-        if best is None:
+        if not gaps:
             return None
-        i = best[2]
-        before = weigh(IpRange(groups[i][0].start, groups[i][-1].end)) + weigh(
-            IpRange(groups[i + 1][0].start, groups[i + 1][-1].end)
-        )
-        groups[i : i + 2] = [groups[i] + groups[i + 1]]
-        total += weigh(IpRange(groups[i][0].start, groups[i][-1].end)) - before
-    merged = tuple(IpRange(g[0].start, g[-1].end) for g in groups)
-    merges = tuple(Merge(IpRange(g[0].start, g[-1].end), tuple(g)) for g in groups if len(g) > 1)
-    return Compressed(merged, merges)
+        _, _, i = heapq.heappop(gaps)
+        left, right = root(i), root(i + 1)
+        merged = IpRange(items[first[left]].start, items[last[right]].end)
+        if not allow_wide and merged.size > WIDEST:
+            continue
+        total += weigh(merged) - weigh(extent(left)) - weigh(extent(right))
+        parent[right] = left
+        last[left] = last[right]
+    groups: dict[int, list[IpRange]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(root(i), []).append(item)
+    ordered = sorted(groups.values(), key=lambda g: g[0].start)
+    merged_ranges = tuple(IpRange(g[0].start, g[-1].end) for g in ordered)
+    merges = tuple(Merge(IpRange(g[0].start, g[-1].end), tuple(g)) for g in ordered if len(g) > 1)
+    return Compressed(merged_ranges, merges)

@@ -136,21 +136,25 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
 
 
 def digest(data: dict[str, Any]) -> str:
+    """Over the canonical JSON of everything but the digest, streamed: large plans are never one string."""
     body = {k: v for k, v in data.items() if k != "digest"}
-    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    found = hashlib.sha256()
+    for chunk in json.JSONEncoder(sort_keys=True, separators=(",", ":")).iterencode(body):
+        found.update(chunk.encode())
+    return "sha256:" + found.hexdigest()
 
 
-def plan_to_json(plan: Plan, compact: bool = False) -> str:
-    """Indented for people (`--output json`); compact for files, which large estates make big (the
-    indenting encoder is pure Python, the compact one is not)."""
-    data = plan_to_data(plan)
-    return (json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2)) + "\n"
+def plan_to_json(plan: Plan) -> str:
+    return json.dumps(plan_to_data(plan), indent=2) + "\n"
 
 
 def save_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(plan_to_json(plan, compact=True), encoding="utf-8")
+        with tmp.open("w", encoding="utf-8") as out:  # streamed: large plans are never one string
+            for chunk in json.JSONEncoder(separators=(",", ":")).iterencode(plan_to_data(plan)):
+                out.write(chunk)
+            out.write("\n")
         tmp.replace(path)  # never leave a half-written plan behind
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc

@@ -131,15 +131,18 @@ def fingerprint(firewall: Firewall) -> str:
 def desired_ranges(apps: Sequence[AppEgress], ipv6: bool = False) -> dict[IpRange, tuple[str, ...]]:
     """The merged ranges the pinned apps need, each with the IDs of the apps inside it; IPv6 ranges too
     when the back end holds IPv6 rules."""
-    owners: dict[int, set[str]] = defaultdict(set)
-    owners6: dict[int, set[str]] = defaultdict(set)
+    # Apps on one stamp share their addresses: parse each distinct set once, however many apps hold it.
+    holders: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
     for app in apps:
         if app.pinned:
-            for address in app.ipv4:
-                owners[ipv4_number(address)].add(app.id)
-            if ipv6:
-                for address in app.ipv6:
-                    owners6[int(ipaddress.IPv6Address(address))].add(app.id)
+            holders[(app.ipv4, app.ipv6 if ipv6 else ())].append(app.id)
+    owners: dict[int, set[str]] = defaultdict(set)
+    owners6: dict[int, set[str]] = defaultdict(set)
+    for (v4, v6), ids in holders.items():
+        for address in v4:
+            owners[ipv4_number(address)].update(ids)
+        for address in v6:
+            owners6[int(ipaddress.IPv6Address(address))].update(ids)
     needed: dict[IpRange, tuple[str, ...]] = {}
     for version, found in ((4, owners), (6, owners6)):
         for rule_range in merge_numbers(found, version):

@@ -1,7 +1,7 @@
 """Scale benchmark: the CLI as a process against the emulator as another process, as users run it.
 
 For each size: a generated estate (100 apps per subscription, 10% with a slot, 10% route-all through one
-of 60 NAT-gateway subnets, up to 300 SQL servers each fed by 1 to 20 subscriptions), 20 ms added to
+of 60 NAT-gateway subnets, up to 300 SQL servers each fed by 1 to 8 subscriptions), 20 ms added to
 every ARM answer, ARM's throttling on. Records wall time, client CPU, peak RSS, ARM requests and 429s for
 `allowlist plan`, the critical-path bound and the minimum request count for the estate, then `apply`
 against the write-bucket bound, and how many servers fit their 128-rule limit with and without
@@ -42,7 +42,7 @@ def config_for(spec: dict[str, Any], compress: bool) -> str:
     subs = spec["subscriptions"]
     lines = ["[settings]", f"compress = {'true' if compress else 'false'}", "poll_interval = 0", ""]
     for k in range(spec["servers"]):
-        feeding = [f"{(k + i) % subs:08d}-0000-4000-8000-000000000000" for i in range(min(subs, 1 + k % 20))]
+        feeding = [f"{(k + i) % subs:08d}-0000-4000-8000-000000000000" for i in range(min(subs, 1 + k % 8))]
         target = f"/subscriptions/{k % subs:08d}-0000-4000-8000-000000000000/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-{k}"
         lines += [
             "[[sync]]",
@@ -163,7 +163,7 @@ def report(rows: list[dict[str, Any]]) -> str:
         "",
         f"Emulator: {LATENCY_MS:g} ms added per answer, page size {PAGE}, ARM throttling on; 100 apps per "
         f"subscription, 10% with a slot, 10% route-all through {SUBNETS} NAT-gateway subnets; up to 300 SQL "
-        f"servers, each fed by 1 to 20 subscriptions. Python {platform.python_version()}, {platform.machine()}, "
+        f"servers, each fed by 1 to 8 subscriptions. Python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} cores; concurrency {CONCURRENCY}. One run per size.",
         "",
         "**plan** (with `compress = true`)",
