@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from allowlist.azure import ArmClients
 from allowlist.findings import Finding, Kind
-from allowlist.model import AppEgress
+from allowlist.model import AppEgress, IpRange
 from allowlist.naming import parse_rule_name
 from allowlist.planner import WIDEST_PREFIX, Plan, TargetPlan, delete_threshold, ownership, too_wide
 from allowlist.sync import make_plan
@@ -105,7 +105,7 @@ def _staleness(saved: Plan, fresh: Plan) -> list[Finding]:
     apps_changed = _changed_apps(saved.apps, fresh.apps)
     for old in saved.targets:
         new = next(t for t in fresh.targets if t.target.key == old.target.key)
-        same = set(old.changes) == set(new.changes) and old.error is None and new.error is None
+        same = _writes(old) == _writes(new) and old.error is None and new.error is None
         if same and new.fingerprint == old.fingerprint:
             continue
         if new.fingerprint != old.fingerprint:
@@ -117,6 +117,11 @@ def _staleness(saved: Plan, fresh: Plan) -> list[Finding]:
             why = "a fresh plan would make other changes"
         found.append(Finding(Kind.STALE_PLAN, f"the plan is stale: {why}; run plan again", old.target.id))
     return found
+
+
+def _writes(target_plan: TargetPlan) -> set[tuple[str, str, IpRange]]:
+    """What a plan would write; the apps behind each change are provenance, not part of the decision."""
+    return {(c.action, c.name.casefold(), c.range) for c in target_plan.changes}
 
 
 def _changed_apps(before: Sequence[AppEgress], after: Sequence[AppEgress]) -> list[str]:
