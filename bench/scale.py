@@ -93,8 +93,8 @@ def run_cli(args: list[str], env: dict[str, str]) -> dict[str, float]:
 
 def minimum_requests(spec: dict[str, Any]) -> int:
     """What any correct ARM-list run must ask of this estate: the subscription list, each subscription's
-    site pages, one includeSlots list per resource group, each server's rules, and each subnet that
-    route-all apps use, with its NAT gateway and public IP."""
+    site pages, one includeSlots list per resource group, each server's IPv4 and IPv6 rule lists, and each
+    subnet that route-all apps use, with its NAT gateway and public IP."""
     from allowlist.emulator.generate import generate_estate
 
     state = generate_estate(spec["subscriptions"], spec["apps"], servers=spec["servers"], subnets=SUBNETS,
@@ -102,7 +102,7 @@ def minimum_requests(spec: dict[str, Any]) -> int:
     subs = spec["subscriptions"]
     groups = {(s.subscription_id, s.resource_group.lower()) for s in state.sites.values()}
     subnets = {s.virtual_network_subnet_id for s in state.sites.values() if s.virtual_network_subnet_id}
-    return 1 + subs * math.ceil(spec["apps"] / PAGE) + len(groups) + spec["servers"] + 3 * len(subnets)
+    return 1 + subs * math.ceil(spec["apps"] / PAGE) + len(groups) + 2 * spec["servers"] + 3 * len(subnets)
 
 
 def critical_path(spec: dict[str, Any], requests_made: int) -> float:
