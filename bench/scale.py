@@ -134,7 +134,9 @@ def measure(apps: int, tmp: Path) -> dict[str, Any]:
         after = json.loads(out.read_text())
         still_over = sum(1 for t in after["targets"] for f in t["findings"] if f["kind"] == "rule-limit")
         extra = sum(t.get("extra_addresses", 0) for t in after["targets"])
-        graph = run_cli(["plan", "-c", str(packed), "-q", "--source", "resource-graph", "--out", str(tmp / "g.json")], env)
+        graph = run_cli(
+            ["plan", "-c", str(packed), "-q", "--source", "resource-graph", "--out", str(tmp / "g.json")], env
+        )
         graph_stats = emu.stats(reset=True)
         same = json.loads((tmp / "g.json").read_text())["targets"] == after["targets"]
         writes_per_sub: dict[str, int] = {}
@@ -187,11 +189,18 @@ def report(rows: list[dict[str, Any]]) -> str:
         cpu_growth = (b["plan"]["cpu"] / a["plan"]["cpu"]) / (b["apps"] / a["apps"])
         lines += ["", f"Growth from {a['apps']:,} to {b['apps']:,} apps, per app: wall {growth:.2f}x, CPU {cpu_growth:.2f}x "
                   "(1.00 = linear)."]  # fmt: skip
-    lines += ["", "**plan from Resource Graph** (`--source resource-graph`, same estate)", "",
-              "| apps and slots | wall | client CPU | peak RSS | requests | same targets as ARM lists |", "|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "**plan from Resource Graph** (`--source resource-graph`, same estate)",
+        "",
+        "| apps and slots | wall | client CPU | peak RSS | requests | same targets as ARM lists |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         g, st = r["graph"], r["graph_stats"]
-        lines.append(f"| {r['apps']:,} | {g['wall']:.2f} s | {g['cpu']:.2f} s | {g['rss']:.0f} MB | {st['requests']:,} | {'yes' if r['same'] else 'NO'} |")
+        lines.append(
+            f"| {r['apps']:,} | {g['wall']:.2f} s | {g['cpu']:.2f} s | {g['rss']:.0f} MB | {st['requests']:,} | {'yes' if r['same'] else 'NO'} |"
+        )
     lines += ["", "**apply** (every rule new; writes paced per subscription)", "",
               "| apps and slots | writes | most in one subscription | apply wall | write phase | write bound | phase / bound | 429s | 429s / writes |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
