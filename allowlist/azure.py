@@ -96,17 +96,25 @@ class ArmClients:
         return options
 
     def _pacing_policy(self) -> Any:
-        if self._pacing is None:
-            self._pacing = make_pacing_policy(self.pacer)
-        return self._pacing
+        with self._lock:
+            if self._pacing is None:
+                self._pacing = make_pacing_policy(self.pacer)
+            return self._pacing
 
     def _shared_transport(self) -> Any:
         """One connection pool for every client: TLS sessions are made once per connection, not per client."""
+        with self._lock:
+            return self._make_transport()
+
+    def _make_transport(self) -> Any:
         if self._transport is None:
             import requests
             from azure.core.pipeline.transport import RequestsTransport
 
             session = requests.Session()
+            # No ~/.netrc lookup per request (the bearer token is the only auth); proxies and the CA
+            # bundle from the environment still apply.
+            session.auth = lambda request: request
             adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
             session.mount("https://", adapter)
             s = self.settings
@@ -117,17 +125,20 @@ class ArmClients:
         return self._transport
 
     def client(self, service: str, subscription_id: str = "") -> Any:
-        """The SDK client for a source (a key of CLIENTS) or a back end's kind, in one subscription, made once."""
+        """The SDK client for a source (a key of CLIENTS) or a back end's kind, in one subscription, made once.
+
+        Lock-free when it exists; a new one is imported and built outside the lock (a first SDK import takes
+        half a second, and every other thread would wait on it)."""
         key = (service, subscription_id.lower())
-        credential = self.credential
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                module, name = client_spec(service)
-                cls = getattr(importlib.import_module(module), name)
-                args = (credential,) if service in TENANT_CLIENTS else (credential, subscription_id)
-                client = self._clients[key] = cls(*args, **self._options())
+        client = self._clients.get(key)
+        if client is not None:
             return client
+        module, name = client_spec(service)
+        cls = getattr(importlib.import_module(module), name)
+        args = (self.credential,) if service in TENANT_CLIENTS else (self.credential, subscription_id)
+        made = cls(*args, **self._options())
+        with self._lock:
+            return self._clients.setdefault(key, made)
 
 
 # The sources' clients; each back end names its own in its descriptor. Imported on first use, so
