@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from allowlist.azure import ArmClients
 
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Capabilities, Firewall, TargetWriteError
+from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError
 
 # A failed long-running write changed nothing and may be tried again (PUT and DELETE are idempotent).
 OPERATION_ATTEMPTS = 3
@@ -123,3 +123,37 @@ class NamedRules:
     def delete_rule(self, name: str, rule_range: IpRange) -> None:
         ops = self._ops(rule_range.version)
         self._write(ops.begin_delete if self.capabilities.long_running_writes else ops.delete, name)
+
+
+def flexible_backend(kind: str, namespace: str, label: str, client: tuple[str, str], api_version: str) -> Backend:
+    """PostgreSQL and MySQL flexible servers differ only in these; their writes are long-running operations
+    (first answer 202) and their rule names take letters, digits, '-' and '_' (dots are written as '_')."""
+    arm_type = f"{namespace}/flexibleServers"
+    return Backend(
+        kind=kind,
+        arm_type=arm_type,
+        capabilities=Capabilities(
+            label=label,
+            named_ranges=True,
+            ipv6=False,
+            default_rule_limit=128,
+            long_running_writes=True,
+            name_pattern=r"^[-\w]{1,128}$",
+            name_dots_as="_",
+            limit_error_codes=("FirewallRuleLimitExceeded",),
+        ),
+        client=client,
+        api_version=api_version,
+        opener=NamedRules,
+        read_actions=(f"{arm_type}/firewallRules/read",),
+        write_actions=(
+            f"{arm_type}/firewallRules/write",
+            f"{arm_type}/firewallRules/delete",
+            f"{namespace}/locations/azureAsyncOperation/read",
+            f"{namespace}/locations/operationResults/read",
+        ),
+        iac={
+            "terraform": f"azurerm_{kind}_flexible_server_firewall_rule",
+            "terraform_local": f"allowlist_{kind}_firewall_rules",
+        },
+    )
