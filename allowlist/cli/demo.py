@@ -36,5 +36,9 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
         o.note("\n== 4. allowlist plan again: the firewalls are in step")
         second = make_plan(scope, clients).plan
         o.emit(render_plan(second, fmt, verbose))
-        o.note(f"\n{len(emu.requests)} ARM requests in all. Try it yourself: allowlist emulator, then allowlist plan.")
+        config = demo_estate_path().with_name("demo-config.toml")
+        o.note(
+            f"\n{len(emu.requests)} ARM requests in all. Try it yourself: run `allowlist emulator`, export the three "
+            f"variables it prints, then `allowlist plan -c {config}`."
+        )
     return 0 if result.ok and not second.has_changes else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -62,6 +63,8 @@ def emulator(
     if latency_ms:
         config = replace(config, latency_ms=latency_ms)
     server = Emulator(loaded.state, port=port, page_size=page_size or loaded.page_size, faults=config, ca_dir=ca_dir)
+    # SIGTERM (a pipeline stopping the job, `kill`) cleans up like Ctrl-C: the CA folder goes too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.start()
     except OSError as exc:
@@ -82,3 +85,7 @@ def emulator(
     finally:
         server.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -69,3 +69,18 @@ def test_emulator_command_rejects_a_bad_estate(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{bad}: subscriptions[0]: 'id' is required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigterm_cleans_up_like_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "allowlist", "emulator"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    wait_until(lambda: bool(lines.append(process.stdout.readline()) or "CA bundle" in lines[-1]), timeout=20)
+    ca = Path(next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("CA bundle")))
+    assert ca.exists()
+    process.terminate()
+    assert process.wait(timeout=10) == 0
+    assert not ca.parent.exists(), "the temporary CA folder is removed on SIGTERM"
