@@ -34,8 +34,9 @@ def platform_app(**kw: Any) -> AppEgress:
 def test_route_all_follows_the_subnet_and_never_guesses() -> None:
     routing = Routing(subnet=SUBNET, route_all="outboundVnetRouting.applicationTraffic")
     nat = Egress("nat-gateway", ("50.0.0.1",), (SUBNET, f"{NET}/natGateways/nat"))
-    app = decide(platform_app(), routing, Settings(), {SUBNET.lower(): nat})
+    app = decide(platform_app(ipv6=("2603:1020::1",)), routing, Settings(), {SUBNET.lower(): nat})
     assert (app.pinned, app.mode, app.ipv4, app.chain[0]) == (True, "nat-gateway", ("50.0.0.1",), APP_ID)
+    assert app.ipv6 == ()  # the platform's IPv6 addresses are not where NAT-routed traffic leaves from
     plain = decide(platform_app(), routing, Settings(), {SUBNET.lower(): Egress("platform", chain=(SUBNET,))})
     assert plain.pinned and plain.ipv4 == ("20.0.0.1",) and "leaves from its outbound addresses" in plain.warnings[-1]
     unknown = Egress("unknown", chain=(SUBNET,), reason="its subnet's route table rt sends 0.0.0.0/0 to ...")
@@ -290,3 +291,20 @@ def test_resource_graph_pages_and_errors_are_clear(cli_env: Emulator, capsys: Ca
     assert result.code == 1 and "the site query failed: 403" in result.out
     bad = cli(capsys, "plan", "-t", SQL1, "--source", "graph")
     assert bad.code == 1 and "settings.source: must be 'arm'" in bad.err
+
+
+def test_a_saved_plan_keeps_its_declared_egress_and_acknowledgements(
+    cli_env: Emulator, tmp_path: Path, capsys: Cap
+) -> None:
+    appliance = f"{NET}/virtualNetworks/vnet/subnets/appliance"
+    block = {"name": "one", "targets": [SQL1], "subscriptions": [SUB1], "names": ["to-nva", "consumption", "app-only"]}
+    config = write_config(tmp_path / "allowlist.toml", [block], functions_pinned=False)
+    config.write_text(
+        config.read_text()
+        + f'[[egress]]\nname = "nva"\nsubnets = ["{appliance}"]\naddresses = ["52.99.0.40"]\n'
+        + '[[acknowledge]]\nnames = ["consumption"]\nreason = "reviewed"\n'
+    )
+    assert cli(capsys, "plan", "-c", str(config), "--out", "plan.json").code == 0
+    result = cli(capsys, "apply", "plan.json")
+    assert result.code == 0, result.err
+    assert "allowlist-52.99.0.40" in rules(cli_env, SQL1)  # rediscovered with the same [[egress]]

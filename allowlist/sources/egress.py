@@ -103,7 +103,8 @@ def _mode(
 
 
 def _declared(app: AppEgress, egress: DeclaredEgress) -> AppEgress:
-    return replace(app, ipv4=_expand(egress.addresses), pinned=True, reason="", mode="declared",
+    # Traffic that leaves elsewhere does not leave from the platform's IPv6 addresses either.
+    return replace(app, ipv4=_expand(egress.addresses), ipv6=(), pinned=True, reason="", mode="declared",
                    chain=(f"[[egress]] {egress.name}",))  # fmt: skip
 
 
@@ -114,10 +115,11 @@ def _through(app: AppEgress, egress: Egress | None, why: str) -> AppEgress:
         if egress is not None and egress.mode == "platform":
             reason = "its subnet has no NAT gateway or default route, so it has no fixed outbound addresses"
         chain = (app.id, *(egress.chain if egress is not None else ()))
-        return replace(app, ipv4=(), pinned=False, mode="unknown", reason=f"{why}: {reason}", chain=chain)
+        return replace(app, ipv4=(), ipv6=(), pinned=False, mode="unknown", reason=f"{why}: {reason}", chain=chain)
     return replace(
         app,
         ipv4=egress.ipv4,
+        ipv6=(),  # the platform's IPv6 addresses are not where this traffic leaves from
         pinned=True,
         reason="",
         mode=egress.mode,
