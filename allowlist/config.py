@@ -125,6 +125,9 @@ class SyncBlock:
     targets: tuple[TargetRef, ...]
     selector: Selector
     compress: bool = False  # merge ranges to fit the limit on this block's targets
+    addresses: tuple[str, ...] = ()  # fixed addresses or CIDRs (office VPN, build agents), owned like app ones
+    label: str = ""  # what those addresses are, shown in plans
+    selects_apps: bool = True  # False: a block of fixed addresses only
 
 
 @dataclass(frozen=True)
@@ -159,11 +162,11 @@ class Scope:
 
     @property
     def all_subscriptions(self) -> bool:
-        return any(not b.selector.subscriptions for b in self.blocks)
+        return any(not b.selector.subscriptions for b in self.blocks if b.selects_apps)
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
-        return tuple(sorted({s for b in self.blocks for s in b.selector.subscriptions}))
+        return tuple(sorted({s for b in self.blocks if b.selects_apps for s in b.selector.subscriptions}))
 
     def blocks_for(self, target: TargetRef) -> tuple[SyncBlock, ...]:
         return tuple(b for b in self.blocks if any(t.key == target.key for t in b.targets))
@@ -173,6 +176,8 @@ class Scope:
         by_subscription: dict[str, list[int]] = {}
         anywhere: list[int] = []
         for i, block in enumerate(self.blocks):
+            if not block.selects_apps:
+                continue
             for sub in block.selector.subscriptions:
                 by_subscription.setdefault(sub, []).append(i)
             if not block.selector.subscriptions:
@@ -215,7 +220,8 @@ SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "compress": bool, "max_merge_gap": int, "headroom": int, "source": str,
 }  # fmt: skip
 OPTIONAL_KEYS = {"rule_limit", "timeout"}
-SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots", "compress"}
+SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots", "compress",
+             "addresses", "label"}  # fmt: skip
 
 
 class _Reader:
@@ -403,7 +409,27 @@ def _block(raw: Any, where: str, r: _Reader) -> SyncBlock:
     compress = raw.get("compress", False)
     if not isinstance(compress, bool):
         raise r.fail(f"{where}.compress", "must be true or false")
-    return SyncBlock(name.strip(), tuple(targets), selector, compress)
+    addresses = _public_ranges(r.strings(raw, "addresses", where), f"{where}.addresses", r)
+    label = raw.get("label", "")
+    if not isinstance(label, str):
+        raise r.fail(f"{where}.label", "must be a string")
+    # A block of fixed addresses with no app selector selects no apps (not every app everywhere).
+    selects_apps = not addresses or bool(set(raw) & SELECTOR_KEYS)
+    return SyncBlock(name.strip(), tuple(targets), selector, compress, addresses, label.strip(), selects_apps)
+
+
+def _public_ranges(addresses: tuple[str, ...], where: str, r: _Reader) -> tuple[str, ...]:
+    """Public IPv4 or IPv6 addresses or CIDRs, none wider than a /16 (IPv6: a /48)."""
+    for i, text in enumerate(addresses):
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            raise r.fail(f"{where}[{i}]", f"'{text}' is not an IP address or CIDR: {exc}") from exc
+        if not network.is_global:
+            raise r.fail(f"{where}[{i}]", f"'{text}' is not a public range")
+        if network.prefixlen < (16 if network.version == 4 else 48):
+            raise r.fail(f"{where}[{i}]", f"'{text}' is too wide")
+    return addresses
 
 
 def scope_from_flags(

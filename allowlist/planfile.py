@@ -38,7 +38,7 @@ def _change(c: Change, modes: dict[str, str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"action": c.action, "name": c.name, **_range(c.range),
                            "apps": list(c.apps[:APPS_PER_CHANGE]), "app_count": len(c.apps)}  # fmt: skip
     if modes is not None and c.apps:  # which egress made each app need it: platform, nat-gateway, ...
-        out["egress"] = sorted({modes.get(a, "unknown") for a in c.apps})
+        out["egress"] = sorted({modes.get(a, "static" if a.startswith("static:") else "unknown") for a in c.apps})
     return out
 
 
@@ -80,7 +80,9 @@ def _scope(scope: Scope | None) -> dict[str, Any] | None:
     if scope is None:
         return None
     return {
-        "sync": [{"name": b.name, "targets": [t.id for t in b.targets], **_selector(b.selector), "compress": b.compress}
+        "sync": [{"name": b.name, "targets": [t.id for t in b.targets], "compress": b.compress,
+                  **(_selector(b.selector) if b.selects_apps else {}),
+                  **({"addresses": list(b.addresses), "label": b.label} if b.addresses else {})}
                  for b in scope.blocks],
         "egress": [
             {"name": e.name, "addresses": list(e.addresses), **({"subnets": list(e.subnets)} if e.subnets else {}),

@@ -128,9 +128,14 @@ def fingerprint(firewall: Firewall) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def desired_ranges(apps: Sequence[AppEgress], ipv6: bool = False) -> dict[IpRange, tuple[str, ...]]:
+STATIC = "static:"  # how fixed addresses from a [[sync]] block appear among the apps a range serves
+
+
+def desired_ranges(
+    apps: Sequence[AppEgress], ipv6: bool = False, static: Sequence[tuple[IpRange, str]] = ()
+) -> dict[IpRange, tuple[str, ...]]:
     """The merged ranges the pinned apps need, each with the IDs of the apps inside it; IPv6 ranges too
-    when the back end holds IPv6 rules."""
+    when the back end holds IPv6 rules; and fixed ranges from config, each named `static:LABEL`."""
     # Apps on one stamp share their addresses: parse each distinct set once, however many apps hold it.
     holders: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
     for app in apps:
@@ -148,7 +153,25 @@ def desired_ranges(apps: Sequence[AppEgress], ipv6: bool = False) -> dict[IpRang
         for rule_range in merge_numbers(found, version):
             inside = set().union(*(found[n] for n in range(rule_range.start, rule_range.end + 1)))
             needed[rule_range] = tuple(sorted(inside, key=str.lower))
-    return needed
+    return _with_static(needed, [(r, label) for r, label in static if ipv6 or r.version == 4])
+
+
+def _with_static(
+    needed: dict[IpRange, tuple[str, ...]], static: Sequence[tuple[IpRange, str]]
+) -> dict[IpRange, tuple[str, ...]]:
+    """Fixed ranges joined to the apps' ranges: overlapping or adjacent ones become one range."""
+    if not static:
+        return needed
+    items = sorted([(r, set(who)) for r, who in needed.items()] + [(r, {STATIC + label}) for r, label in static],
+                   key=lambda item: (item[0].version, item[0].start))  # fmt: skip
+    merged: list[tuple[IpRange, set[str]]] = []
+    for rng, who in items:
+        last = merged[-1][0] if merged else None
+        if last is not None and last.version == rng.version and rng.start <= last.end + 1:
+            merged[-1] = (IpRange(last.start, max(last.end, rng.end), rng.version), merged[-1][1] | who)
+        else:
+            merged.append((rng, set(who)))
+    return {rng: tuple(sorted(who, key=str.lower)) for rng, who in merged}
 
 
 def plan_target(
@@ -376,6 +399,16 @@ def delete_threshold(managed: int, deletes: int, wanted: int, settings: Settings
     return None
 
 
+def static_ranges(scope: Scope, target: TargetRef) -> list[tuple[IpRange, str]]:
+    """The fixed addresses the target's [[sync]] blocks declare, with their labels."""
+    found = []
+    for block in scope.blocks_for(target):
+        for text in block.addresses:
+            network = ipaddress.ip_network(text, strict=False)
+            found.append((IpRange(int(network[0]), int(network[-1]), network.version), block.label or block.name))
+    return found
+
+
 def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, apps: Sequence[AppEgress]) -> list[str]:
     """Every gap in what discovery saw for this target's scope; any gap means no deletes."""
     reasons = []
@@ -385,7 +418,7 @@ def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, ap
         if not issue.scope.lower().startswith("/subscriptions"):  # a tenant-wide query: it feeds every target
             hit = True
         elif issue.scope == "/subscriptions":
-            hit = any(not b.selector.subscriptions for b in blocks)
+            hit = any(not b.selector.subscriptions for b in blocks if b.selects_apps)
         elif len(parts) == 3:  # /subscriptions/ID
             hit = any(b.selector.covers_subscription(parts[2]) for b in blocks)
         else:  # a resource group whose slots could not be listed
@@ -420,7 +453,7 @@ def build_plan(
         targets.append(
             plan_target(
                 target,
-                desired_ranges(apps, capabilities.ipv6),
+                desired_ranges(apps, capabilities.ipv6, static_ranges(scope, target)),
                 firewall,
                 scope.settings,
                 capabilities,

@@ -94,7 +94,7 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
             }
         )
         for change in desired:
-            for app_id in change.apps:  # every app a change names is in the plan's apps
+            for app_id in (a for a in change.apps if a in apps):  # fixed addresses have no app behind them
                 inventory += [
                     {"target": t.target.id, "rule": change.name, "start": change.range.first, "end": change.range.last,
                      "app_id": app_id, "app": apps[app_id].name, "address": address}

@@ -31,7 +31,9 @@ def summary_line(plan: Plan) -> str:
 
 
 def _short(app_id: str) -> str:
-    """`.../resourceGroups/rg/providers/Microsoft.Web/sites/web/slots/s` -> `web/s`."""
+    """`.../resourceGroups/rg/providers/Microsoft.Web/sites/web/slots/s` -> `web/s`; `static:office` as is."""
+    if app_id.startswith("static:"):
+        return app_id
     parts = app_id.split("/")
     return "/".join(parts[8:9] + parts[10:11]) if len(parts) > 8 else app_id
 

@@ -85,6 +85,10 @@ CONFIGS = [
     (SYNC + '[[egress]]\nsubnets = ["/x"]\naddresses = ["52.0.0.1"]\nvia = "fw"\n', "egress[0].via: unknown key"),
     (SYNC + '[[acknowledge]]\nnames = ["a"]\n', "acknowledge[0].reason: is required"),
     (SYNC + '[[acknowledge]]\nreason = "x"\n', "needs an app selector"),
+    (SYNC + 'addresses = ["10.1.2.3"]\n', "sync[0].addresses[0]: '10.1.2.3' is not a public range"),
+    (SYNC + 'addresses = ["52.0.0.0/8"]\n', "sync[0].addresses[0]: '52.0.0.0/8' is too wide"),
+    (SYNC + 'addresses = ["office"]\n', "sync[0].addresses[0]: 'office' is not an IP address or CIDR"),
+    (SYNC + "label = 3\n", "sync[0].label: must be a string"),
 ]
 
 

@@ -278,3 +278,24 @@ def test_a_rejected_token_is_an_auth_error(estate: dict, capsys: Cap, monkeypatc
         result = cli(capsys, "plan", "-t", SQL1)
     assert result.code == 1
     assert "authentication failed: 401 InvalidAuthenticationToken" in result.err
+
+
+def test_fixed_addresses_are_planned_and_owned_like_app_ones(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    config = write_config(
+        tmp_path / "allowlist.toml",
+        [
+            {"name": "apps", "targets": [SQL1], "subscriptions": [SUB1]},
+            {"name": "vpn", "targets": [SQL1], "addresses": ["52.10.0.0/30", "30.0.0.2"], "label": "office VPN"},
+        ],
+    )
+    result = cli(capsys, "apply", "--yes", "-c", str(config))
+    assert result.code == 0, result.err
+    assert "(static:office VPN)" in result.out  # its label, where apps are named
+    held = rules(cli_env, SQL1)
+    assert held["allowlist-52.10.0.0-52.10.0.3"] == ("52.10.0.0", "52.10.0.3")
+    assert held["allowlist-30.0.0.1-30.0.0.2"] == ("30.0.0.1", "30.0.0.2")  # joined to func-c's 30.0.0.1
+    # The fixed-address block selects no apps: no subscription list beyond the app block's one.
+    assert not any(r.path == "/subscriptions" for r in cli_env.requests)
+    config.write_text(config.read_text().replace('"52.10.0.0/30", ', ""))
+    assert cli(capsys, "apply", "--yes", "-c", str(config)).code == 0
+    assert "allowlist-52.10.0.0-52.10.0.3" not in rules(cli_env, SQL1)  # owned, so removed when dropped
