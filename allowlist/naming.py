@@ -16,9 +16,14 @@ V6_MARK = "v6-"  # IPv6 rule names: `allowlist-v6-2603_1020_206_3__1a`, since na
 
 def rule_name(prefix: str, rule_range: IpRange, capabilities: Capabilities) -> str:
     """`allowlist-20.1.2.3-20.1.2.6`; `allowlist-20_1_2_3-20_1_2_6` where the service refuses dots."""
+    dash = capabilities.name_dash_as
     if rule_range.version == 6:
-        return prefix + V6_MARK + str(rule_range).replace(":", "_")
-    return prefix + str(rule_range).replace(".", capabilities.name_dots_as)
+        return (
+            prefix.replace("-", dash)
+            + V6_MARK.replace("-", dash)
+            + str(rule_range).replace(":", "_").replace("-", dash)
+        )
+    return prefix.replace("-", dash) + str(rule_range).replace(".", capabilities.name_dots_as).replace("-", dash)
 
 
 def parse_rule_name(prefix: str, name: str, capabilities: Capabilities) -> IpRange | None:
@@ -27,16 +32,27 @@ def parse_rule_name(prefix: str, name: str, capabilities: Capabilities) -> IpRan
     Ownership is this grammar, not a bare prefix match: with prefix "o", "office-vpn" is not ours.
     Names compare without case, as the services compare them.
     """
-    if not name.casefold().startswith(prefix.casefold()):
+    dash = capabilities.name_dash_as
+    written_prefix = prefix.replace("-", dash)
+    if not name.casefold().startswith(written_prefix.casefold()):
         return None
-    body = name[len(prefix) :]
-    if body.casefold().startswith(V6_MARK):
-        body = body[len(V6_MARK) :].replace("_", ":")
+    body = name[len(written_prefix) :]
+    mark = V6_MARK.replace("-", dash)
+    if body.casefold().startswith(mark):
+        body = body[len(mark) :]
+        first, _, last = body.partition(dash) if dash != "_" else (body, "", "")
+        first, last = first.replace("_", ":"), last.replace("_", ":")
         if "." in body:  # an IPv4-mapped or embedded form is never one allowlist writes
             return None
-    elif capabilities.name_dots_as != ".":
-        body = body.replace(capabilities.name_dots_as, ".")
-    first, _, last = body.partition("-")
+    elif dash == capabilities.name_dots_as:  # one separator for both (Redis): four numbers, or eight
+        parts = body.split(dash)
+        if len(parts) not in (4, 8):
+            return None
+        first, last = ".".join(parts[:4]), ".".join(parts[4:])
+    else:
+        if capabilities.name_dots_as != ".":
+            body = body.replace(capabilities.name_dots_as, ".")
+        first, _, last = body.partition(dash)
     try:
         found = IpRange.parse(first, last or None)
     except ValueError:

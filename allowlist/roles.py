@@ -53,18 +53,18 @@ def role_definitions(scope: str = EXAMPLE_SCOPE) -> dict[str, dict[str, Any]]:
         ),
         "allowlist-firewall-writer.json": _role(
             "allowlist Database Firewall Writer",
-            "Lets allowlist read, create and delete firewall rules of "
-            + ", ".join(b.capabilities.label + "s" for b in named)
-            + ", follow their long-running operations, and hold its lease tag while it writes; nothing else on "
-            "the servers. Assign on each server it syncs (or their resource group).",
+            "Lets allowlist read, create and delete the firewall rules of each "
+            + ", ".join(b.capabilities.label for b in named)
+            + " it syncs, follow their long-running operations, and hold its lease tag while it writes; nothing "
+            "else on the servers. Assign on each server it syncs (or their resource group).",
             tuple(a for b in named for a in (*b.read_actions, *b.write_actions)) + LEASE,
             data_scope,
         ),
         "allowlist-account-network-writer.json": _role(
             "allowlist Account Network Writer",
-            "Lets allowlist read "
-            + " and ".join(b.capabilities.label + "s" for b in lists)
-            + ", PATCH their IP lists and tags, and hold its lease tag while it writes. Azure has no narrower "
+            "Lets allowlist read each "
+            + " and ".join(b.capabilities.label for b in lists)
+            + " it syncs, PATCH their IP lists and tags, and hold its lease tag while it writes. Azure has no narrower "
             "action for an account's IP rules than account write, so assign this only on the accounts "
             "allowlist syncs.",
             tuple(a for b in lists for a in (*b.read_actions, *b.write_actions)) + LEASE,

@@ -21,8 +21,10 @@ PG = f"{DATA}/Microsoft.DBforPostgreSQL/flexibleServers/pg-one"
 MY = f"{DATA}/Microsoft.DBforMySQL/flexibleServers/my-one"
 COSMOS = f"{DATA}/Microsoft.DocumentDB/databaseAccounts/cos-one"
 STORAGE = f"{DATA}/Microsoft.Storage/storageAccounts/st-one"
-ALL = {"postgresql": PG, "mysql": MY, "cosmosdb": COSMOS, "storage": STORAGE}
-FOREIGN = {"postgresql": "office", "mysql": "office", "cosmosdb": "198.51.100.7", "storage": "198.51.100.7"}
+REDIS = f"{DATA}/Microsoft.Cache/redis/cache-one"
+ALL = {"postgresql": PG, "mysql": MY, "cosmosdb": COSMOS, "storage": STORAGE, "redis": REDIS}
+FOREIGN = {"postgresql": "office", "mysql": "office", "cosmosdb": "198.51.100.7", "storage": "198.51.100.7",
+           "redis": "office"}  # fmt: skip
 # What the SUB1 apps need (web-a and its slot, web-b, func-c).
 NEEDED = {"20.0.0.1", "20.0.0.2", "20.0.0.3", "30.0.0.1", "40.0.0.9"}
 
@@ -33,6 +35,7 @@ def backend_estate() -> dict[str, Any]:
     server = {"subscription": SUB1, "resource_group": "rg-data"}
     estate["postgresql_servers"] = [{**server, "name": "pg-one", "firewall_rules": office}]
     estate["mysql_servers"] = [{**server, "name": "my-one", "firewall_rules": office}]
+    estate["redis_caches"] = [{**server, "name": "cache-one", "firewall_rules": office}]
     estate["cosmosdb_accounts"] = [
         {**server, "name": "cos-one", "ip_rules": ["198.51.100.7"], "tags": {"team": "data"}}
     ]
@@ -91,6 +94,8 @@ def test_rule_names_follow_each_services_rules(env: Emulator, tmp_path: Path, ca
     assert {"20.0.0.1", "20.0.0.2", "20.0.0.3"} <= names(env, STORAGE)
     assert cli(capsys, "apply", "--yes", "-c", config_for(tmp_path, COSMOS)).code == 0
     assert {"20.0.0.1", "20.0.0.2/31"} <= names(env, COSMOS)
+    assert cli(capsys, "apply", "--yes", "-c", config_for(tmp_path, REDIS)).code == 0
+    assert "allowlist_20_0_0_1_20_0_0_3" in names(env, REDIS)  # Redis names: letters, digits, underscores
 
 
 @pytest.mark.parametrize("kind", list(ALL))

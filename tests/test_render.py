@@ -41,7 +41,7 @@ def config(cli_env: Emulator, tmp_path: Path) -> Path:
     rules = cli_env.state.servers[SQL1.lower()].rules
     rules["allowlist-30.0.0.1"] = FirewallRule("allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1")
     rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
-    targets = [SQL1, SQL2, *ALL.values()]
+    targets = [SQL1, SQL2, *(t for kind, t in ALL.items() if kind != "redis")]  # Redis: not in IaC formats yet
     return write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": targets}], poll_interval=0)
 
 
@@ -297,3 +297,13 @@ def test_render_usage_errors(config: Path, capsys: Cap) -> None:
     many = cli(capsys, "render", "-f", "bicep", "-c", "allowlist.toml")
     assert many.code == 1 and "bicep writes 6 files here (one per server): give --out DIR" in many.err
     assert cli(capsys, "render", "-c", "allowlist.toml").code == 1  # --format is required
+
+
+def test_formats_that_cannot_write_redis_say_so(config: Path, cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    from tests.test_backends import REDIS
+
+    write_config(tmp_path / "allowlist.toml", [{"name": "cache", "targets": [REDIS]}])
+    for fmt in ("terraform", "bicep", "arm", "azcli"):
+        result = cli(capsys, "render", "--format", fmt, "--out", str(tmp_path / fmt))
+        assert result.code == 1 and "Azure Cache for Redis rules for cache-one cannot be written" in result.err, fmt
+    assert cli(capsys, "render", "--format", "json").code == 0

@@ -69,6 +69,7 @@ from allowlist.emulator.state import (
     COSMOSDB,
     MYSQL,
     POSTGRESQL,
+    REDIS,
     SQL,
     STORAGE,
     DbServer,
@@ -79,7 +80,7 @@ from allowlist.emulator.state import (
     Subscription,
 )
 
-SERVER_TABLES = {"sql_servers": SQL, "postgresql_servers": POSTGRESQL, "mysql_servers": MYSQL}
+SERVER_TABLES = {"sql_servers": SQL, "postgresql_servers": POSTGRESQL, "mysql_servers": MYSQL, "redis_caches": REDIS}
 ACCOUNT_TABLES = {"cosmosdb_accounts": COSMOSDB, "storage_accounts": STORAGE}
 LIMIT_KEYS = {
     "sql_rule_limit": SQL,
@@ -87,6 +88,7 @@ LIMIT_KEYS = {
     "mysql_rule_limit": MYSQL,
     "cosmosdb_rule_limit": COSMOSDB,
     "storage_rule_limit": STORAGE,
+    "redis_rule_limit": REDIS,
 }
 
 

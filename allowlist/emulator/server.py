@@ -28,7 +28,17 @@ import trustme
 from allowlist.emulator.faults import FaultConfig, Faults
 from allowlist.emulator.http import ArmError, Request, Response, Router
 from allowlist.emulator.lro import Operations
-from allowlist.emulator.providers import accounts, flexible, network, resourcegraph, sql, subscriptions, tags, web
+from allowlist.emulator.providers import (
+    accounts,
+    flexible,
+    network,
+    redis,
+    resourcegraph,
+    sql,
+    subscriptions,
+    tags,
+    web,
+)
 from allowlist.emulator.state import MYSQL, POSTGRESQL, State
 
 
@@ -153,6 +163,7 @@ class Emulator:
         self.router.add(tags.routes())
         self.router.add(network.routes(page_size))
         self.router.add(resourcegraph.routes())
+        self.router.add(redis.routes(page_size, self._write_fails))
         self._port = port
         self._ca_dir = ca_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

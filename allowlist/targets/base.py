@@ -27,6 +27,7 @@ class Capabilities:
     long_running_writes: bool
     name_pattern: str = r"^[^<>*%&:;\\/?]{1,128}(?<!\.)$"  # the service's rule-name rule
     name_dots_as: str = "."  # services that refuse dots in names get another separator
+    name_dash_as: str = "-"  # ... and those that refuse dashes (Redis), in the prefix and between the ends
     protected_names: tuple[str, ...] = ()  # rules that are never ours whatever their name
     empty_list_means_open: bool = False  # Cosmos DB: no IP rules = every address allowed
     single_address_max_prefix: int = 32  # Storage: /31 and /32 must be written as bare addresses

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 from allowlist.errors import ConfigError
 from allowlist.model import TargetRef
-from allowlist.targets import cosmosdb, mysql, postgresql, sql, storage
+from allowlist.targets import cosmosdb, mysql, postgresql, redis, sql, storage
 from allowlist.targets.base import Backend, Capabilities, Target
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
 
-BACKENDS: dict[str, Backend] = {b.kind: b for b in (m.BACKEND for m in (sql, postgresql, mysql, cosmosdb, storage))}
+BACKENDS: dict[str, Backend] = {
+    b.kind: b for b in (m.BACKEND for m in (sql, postgresql, mysql, cosmosdb, storage, redis))
+}
 _BY_TYPE = {b.arm_type.lower(): b for b in BACKENDS.values()}
 
 _TARGET_ID = re.compile(

@@ -1,0 +1,91 @@
+"""Azure Cache for Redis: named start/end IPv4 rules (`firewallRules`, `startIP` / `endIP`) whose names
+take letters, digits and underscores only, so both the dots and the dashes of a name become `_`:
+`allowlist_20_1_2_3_20_1_2_6`. Read and written through the SDK client's pipeline as raw JSON."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from allowlist.armerrors import describe
+from allowlist.azure import list_raw
+from allowlist.model import ExistingRule, IpRange, TargetRef
+from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError
+
+if TYPE_CHECKING:
+    from allowlist.azure import ArmClients
+
+ARM_TYPE = "Microsoft.Cache/redis"
+API_VERSION = "2024-11-01"
+
+
+class RedisRules:
+    def __init__(self, ref: TargetRef, clients: ArmClients, capabilities: Capabilities) -> None:
+        self.ref = ref
+        self.capabilities = capabilities
+        self._clients = clients
+
+    def _client(self) -> Any:
+        # Raw ARM JSON through a light client's pipeline (auth, retries, pacing): azure-mgmt-redis has
+        # no send_request and its models are not needed for two fields.
+        return self._clients.client("subscriptions")
+
+    def read(self, prefix: str) -> Firewall:
+        del prefix  # named rules carry their ownership in their names
+        client = self._client()
+        rules, opaque = [], []
+        for rule in list_raw(client, f"{self.ref.id}/firewallRules", api_version=API_VERSION):
+            found_props = rule.get("properties")
+            props: dict[str, Any] = found_props if isinstance(found_props, dict) else {}
+            name = str(rule.get("name", "")).rsplit("/", 1)[-1]  # Get answers "cache/rule", List "rule"
+            try:
+                found = IpRange.parse(str(props.get("startIP")), str(props.get("endIP")))
+            except ValueError:
+                found = None
+            if found is None or found.version != 4:
+                opaque.append(name)
+            else:
+                rules.append(ExistingRule(name, found))
+        notes = tuple(
+            f"rule '{n}' does not hold a readable IPv4 range: left alone, counted toward the limit" for n in opaque
+        )
+        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
+
+    def _send(self, method: str, name: str, body: dict[str, Any] | None = None) -> None:
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        client = self._client()
+        url = f"{self.ref.id}/firewallRules/{name}?api-version={API_VERSION}"
+        response = client.send_request(HttpRequest(method, url, json=body))
+        if response.status_code >= 400:
+            error = HttpResponseError(response=response)
+            raise TargetWriteError(describe(error)) from error
+
+    def put_rule(self, name: str, rule_range: IpRange) -> None:
+        self._send("PUT", name, {"properties": {"startIP": rule_range.first, "endIP": rule_range.last}})
+
+    def delete_rule(self, name: str, rule_range: IpRange) -> None:
+        del rule_range
+        self._send("DELETE", name)
+
+
+BACKEND = Backend(
+    kind="redis",
+    arm_type=ARM_TYPE,
+    capabilities=Capabilities(
+        label="Azure Cache for Redis",
+        named_ranges=True,
+        ipv6=False,
+        default_rule_limit=128,  # not published: set rule_limit to yours
+        long_running_writes=False,
+        name_pattern=r"^[A-Za-z0-9_]{1,128}$",
+        name_dots_as="_",
+        name_dash_as="_",
+    ),
+    client=("azure.mgmt.resource.subscriptions", "SubscriptionClient"),  # raw requests, see RedisRules._client
+    api_version=API_VERSION,
+    opener=RedisRules,
+    read_actions=(f"{ARM_TYPE}/firewallRules/read",),
+    write_actions=(f"{ARM_TYPE}/firewallRules/write", f"{ARM_TYPE}/firewallRules/delete"),
+    iac={"terraform": "azurerm_redis_firewall_rule", "terraform_local": "allowlist_redis_firewall_rules"},
+)
