@@ -22,9 +22,10 @@ MY = f"{DATA}/Microsoft.DBforMySQL/flexibleServers/my-one"
 COSMOS = f"{DATA}/Microsoft.DocumentDB/databaseAccounts/cos-one"
 STORAGE = f"{DATA}/Microsoft.Storage/storageAccounts/st-one"
 REDIS = f"{DATA}/Microsoft.Cache/redis/cache-one"
-ALL = {"postgresql": PG, "mysql": MY, "cosmosdb": COSMOS, "storage": STORAGE, "redis": REDIS}
+VAULT = f"{DATA}/Microsoft.KeyVault/vaults/kv-one"
+ALL = {"postgresql": PG, "mysql": MY, "cosmosdb": COSMOS, "storage": STORAGE, "redis": REDIS, "keyvault": VAULT}
 FOREIGN = {"postgresql": "office", "mysql": "office", "cosmosdb": "198.51.100.7", "storage": "198.51.100.7",
-           "redis": "office"}  # fmt: skip
+           "redis": "office", "keyvault": "198.51.100.7"}  # fmt: skip
 # What the SUB1 apps need (web-a and its slot, web-b, func-c).
 NEEDED = {"20.0.0.1", "20.0.0.2", "20.0.0.3", "30.0.0.1", "40.0.0.9"}
 
@@ -36,6 +37,7 @@ def backend_estate() -> dict[str, Any]:
     estate["postgresql_servers"] = [{**server, "name": "pg-one", "firewall_rules": office}]
     estate["mysql_servers"] = [{**server, "name": "my-one", "firewall_rules": office}]
     estate["redis_caches"] = [{**server, "name": "cache-one", "firewall_rules": office}]
+    estate["key_vaults"] = [{**server, "name": "kv-one", "ip_rules": ["198.51.100.7"], "tags": {"team": "sec"}}]
     estate["cosmosdb_accounts"] = [
         {**server, "name": "cos-one", "ip_rules": ["198.51.100.7"], "tags": {"team": "data"}}
     ]
@@ -190,8 +192,18 @@ def test_storage_limit_is_its_own(env: Emulator, tmp_path: Path, capsys: Cap) ->
 
 def test_the_estate_rejects_nothing_it_serves() -> None:
     loaded = build_estate(backend_estate())
-    assert {a.name for a in loaded.state.accounts.values()} == {"cos-one", "st-one"}
+    assert {a.name for a in loaded.state.accounts.values()} == {"cos-one", "st-one", "kv-one"}
     assert {s.type for s in loaded.state.servers.values()} >= {
         "Microsoft.DBforPostgreSQL/flexibleServers",
         "Microsoft.DBforMySQL/flexibleServers",
     }
+
+
+def test_a_key_vault_keeps_its_other_settings_and_warns_when_open(env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    vault = env.state.accounts[VAULT.lower()]
+    vault.default_action = "Allow"
+    result = cli(capsys, "apply", "--yes", "-c", config_for(tmp_path, VAULT))
+    assert result.code == 0, result.err
+    assert "defaultAction is Allow" in result.out
+    assert vault.tags["team"] == "sec" and "198.51.100.7" in vault.ip_rules and "40.0.0.9" in vault.ip_rules
+    assert any(k.startswith("allowlist-owned-") for k in vault.tags)  # ownership through the same ledger

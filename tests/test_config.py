@@ -82,9 +82,9 @@ def test_selector_globs_and_tag_presence() -> None:
             "sync[0].targets[0]: '/subscriptions/x/resourceGroups/y' is not a resource ID",
         ),
         (
-            "[[sync]]\ntargets = ['/subscriptions/x/resourceGroups/y/providers/Microsoft.KeyVault/vaults/s']",
-            "sync[0].targets[0]: '/subscriptions/x/resourceGroups/y/providers/Microsoft.KeyVault/vaults/s': "
-            "Microsoft.KeyVault/vaults is not a supported target (supported: Microsoft.Sql/servers, ",
+            "[[sync]]\ntargets = ['/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/s']",
+            "sync[0].targets[0]: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/s': "
+            "Microsoft.Compute/virtualMachines is not a supported target (supported: Microsoft.Sql/servers, ",
         ),
         (f"[[sync]]\ntargets = ['{SQL1}']\ntags = ['a']", "sync[0].tags: must be a table of strings"),
         (f"[[sync]]\ntargets = ['{SQL1}']\nslots = 'no'", "sync[0].slots: must be true or false"),

@@ -25,7 +25,7 @@ from allowlist.sources.appservice import discover
 from allowlist.sync import make_plan, read_targets
 from tests.cli_helpers import any_writes, cli, rules, write_config, writes
 from tests.conftest import SQL1, SUB1
-from tests.test_backends import ALL, COSMOS, STORAGE, backend_estate
+from tests.test_backends import ALL, COSMOS, STORAGE, VAULT, backend_estate
 
 Cap = pytest.CaptureFixture[str]
 ONE = [{"name": "one", "targets": [SQL1], "subscriptions": [SUB1]}]
@@ -188,7 +188,7 @@ def estate() -> dict[str, Any]:
     return backend_estate()
 
 
-@pytest.mark.parametrize("account", [COSMOS, STORAGE])
+@pytest.mark.parametrize("account", [COSMOS, STORAGE, VAULT])
 def test_a_persons_edit_between_read_and_write_is_kept(
     account: str, cli_env: Emulator, tmp_path: Path, capsys: Cap
 ) -> None:

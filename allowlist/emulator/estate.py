@@ -67,6 +67,7 @@ from typing import Any
 from allowlist.emulator.providers import network
 from allowlist.emulator.state import (
     COSMOSDB,
+    KEYVAULT,
     MYSQL,
     POSTGRESQL,
     REDIS,
@@ -81,7 +82,7 @@ from allowlist.emulator.state import (
 )
 
 SERVER_TABLES = {"sql_servers": SQL, "postgresql_servers": POSTGRESQL, "mysql_servers": MYSQL, "redis_caches": REDIS}
-ACCOUNT_TABLES = {"cosmosdb_accounts": COSMOSDB, "storage_accounts": STORAGE}
+ACCOUNT_TABLES = {"cosmosdb_accounts": COSMOSDB, "storage_accounts": STORAGE, "key_vaults": KEYVAULT}
 LIMIT_KEYS = {
     "sql_rule_limit": SQL,
     "postgresql_rule_limit": POSTGRESQL,
@@ -89,6 +90,7 @@ LIMIT_KEYS = {
     "cosmosdb_rule_limit": COSMOSDB,
     "storage_rule_limit": STORAGE,
     "redis_rule_limit": REDIS,
+    "keyvault_rule_limit": KEYVAULT,
 }
 
 

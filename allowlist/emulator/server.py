@@ -31,6 +31,7 @@ from allowlist.emulator.lro import Operations
 from allowlist.emulator.providers import (
     accounts,
     flexible,
+    keyvault,
     network,
     redis,
     resourcegraph,
@@ -164,6 +165,7 @@ class Emulator:
         self.router.add(network.routes(page_size))
         self.router.add(resourcegraph.routes())
         self.router.add(redis.routes(page_size, self._write_fails))
+        self.router.add(keyvault.routes(self._write_fails))
         self._port = port
         self._ca_dir = ca_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

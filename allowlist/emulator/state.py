@@ -72,6 +72,7 @@ MYSQL = "Microsoft.DBforMySQL/flexibleServers"
 COSMOSDB = "Microsoft.DocumentDB/databaseAccounts"
 STORAGE = "Microsoft.Storage/storageAccounts"
 REDIS = "Microsoft.Cache/redis"
+KEYVAULT = "Microsoft.KeyVault/vaults"
 
 
 @dataclass
@@ -151,7 +152,15 @@ class State:
     servers: dict[str, DbServer] = field(default_factory=dict)  # key: lower-case server id
     accounts: dict[str, IpListAccount] = field(default_factory=dict)  # key: lower-case account id
     rule_limits: dict[str, int] = field(
-        default_factory=lambda: {SQL: 128, POSTGRESQL: 128, MYSQL: 128, COSMOSDB: 1000, STORAGE: 400, REDIS: 128}
+        default_factory=lambda: {
+            SQL: 128,
+            POSTGRESQL: 128,
+            MYSQL: 128,
+            COSMOSDB: 1000,
+            STORAGE: 400,
+            REDIS: 128,
+            KEYVAULT: 1000,
+        }
     )
     resource_groups: set[tuple[str, str]] = field(default_factory=set)  # (subscription, group), lower-case
     # Read-only resources served as they are: subnets, NAT gateways, public IPs and prefixes, route

@@ -396,3 +396,26 @@ def test_resource_graph_answers_match_the_official_example(emulator: Emulator) -
     assert ours["data"][0]["type"] == "microsoft.web/sites" and ours["totalRecords"] == 3 and ours["count"] == 2
     assert "$skipToken" in ours  # a next page: the third site
     assert shape_problems({k: v for k, v in ours.items() if k != "$skipToken"}, theirs) == []
+
+
+@pytest.mark.parametrize(
+    ("example_file", "method", "suffix", "status", "body"),
+    [
+        ("redis/RedisCacheFirewallRulesList.json", "GET", "", "200", None),
+        ("redis/RedisCacheFirewallRuleGet.json", "GET", "/office", "200", None),
+        (
+            "redis/RedisCacheFirewallRuleCreate.json",
+            "PUT",
+            "/rule_1",
+            "201",
+            {"properties": {"startIP": "20.0.0.1", "endIP": "20.0.0.4"}},
+        ),
+    ],
+)
+def test_redis_answers_match_the_official_example(
+    emulator: Emulator, example_file: str, method: str, suffix: str, status: str, body: Any
+) -> None:
+    path = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.Cache/redis/cache-one/firewallRules"
+    answer = get(emulator, method, path + suffix, "2024-11-01", body)
+    assert str(answer.status_code) == status, answer.text
+    assert shape_problems(answer.json(), example(example_file, status)) == []

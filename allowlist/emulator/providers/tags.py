@@ -6,9 +6,19 @@ from __future__ import annotations
 
 from allowlist.emulator.http import JSON, ArmError, Handler, Request, Response, Route, route
 from allowlist.emulator.providers.common import require_resource_group
-from allowlist.emulator.state import COSMOSDB, MYSQL, POSTGRESQL, REDIS, SQL, STORAGE, IpListAccount, State
+from allowlist.emulator.state import (
+    COSMOSDB,
+    KEYVAULT,
+    MYSQL,
+    POSTGRESQL,
+    REDIS,
+    SQL,
+    STORAGE,
+    IpListAccount,
+    State,
+)
 
-TAGGED_TYPES = (SQL, POSTGRESQL, MYSQL, COSMOSDB, STORAGE, REDIS)
+TAGGED_TYPES = (SQL, POSTGRESQL, MYSQL, COSMOSDB, STORAGE, REDIS, KEYVAULT)
 SUFFIX = "/providers/Microsoft.Resources/tags/default"
 
 
