@@ -25,13 +25,13 @@ possible_outbound_ip_addresses = ["20.1.2.3", "20.1.2.4", "20.1.2.5"]
 #           hosting_environment_id, location
 slots = [{ name = "staging" }]  # a slot inherits its site's properties unless it sets its own
 
-[[sql_servers]]                     # also [[postgresql_servers]] and [[mysql_servers]], same keys
+[[sql_servers]]                     # also [[postgresql_servers]], [[mysql_servers]], [[redis_caches]]
 subscription = "11111111-0000-0000-0000-000000000001"
 resource_group = "rg-data"
 name = "sql-shop"
 firewall_rules = [{ name = "AllowAllWindowsAzureIps", start = "0.0.0.0", end = "0.0.0.0" }]
 
-[[cosmosdb_accounts]]               # also [[storage_accounts]], which may set default_action = "Allow"
+[[cosmosdb_accounts]]               # also [[storage_accounts]] and [[key_vaults]] (default_action = "Allow")
 subscription = "11111111-0000-0000-0000-000000000001"
 resource_group = "rg-data"
 name = "cosmos-shop"
