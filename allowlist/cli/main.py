@@ -30,8 +30,10 @@ DEBUG_ENV = "ALLOWLIST_DEBUG"
 app = typer.Typer(
     name="allowlist",
     help="Keep database firewalls in step with the addresses Azure App Service apps really connect from.\n\n"
-    "Reads possibleOutboundIpAddresses of every web app, function app and slot in scope, and plans or applies "
-    "the matching firewall rules on Azure SQL, PostgreSQL and MySQL flexible servers, Cosmos DB and Storage. "
+    "Reads the outbound addresses of every web app, function app and slot in scope (possibleOutboundIpAddresses, "
+    "or the NAT gateway, firewall or environment its traffic really leaves through), and plans or applies "
+    "the matching firewall rules on Azure SQL, PostgreSQL and MySQL flexible servers, Cosmos DB, Storage, "
+    "Azure Cache for Redis and Key Vault. "
     "Rules it creates carry a prefix (default 'allowlist-'); "
     "it never touches any other rule.\n\n"
     "Exit codes: 0 ok; 1 error, unsafe or incomplete run; 2 changes pending (plan --detailed-exitcode); "
