@@ -161,7 +161,6 @@ class WritePacer:
         self._tokens: dict[str, float] = {}
         self._updated: dict[str, float] = {}
         self._lock = threading.Lock()
-        self.waited = 0.0  # seconds spent waiting, for benchmarks
 
     def acquire(self, subscription: str) -> None:
         while True:
@@ -178,7 +177,6 @@ class WritePacer:
                     return
                 self._tokens[subscription] = tokens
                 wait = (1 - tokens) / self.per_second
-                self.waited += wait
             time.sleep(wait)
 
     def observe(self, subscription: str, remaining: int) -> None:

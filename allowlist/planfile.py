@@ -24,7 +24,6 @@ from allowlist.targets.registry import parse_target
 
 FORMAT = "allowlist-plan"
 VERSION = 2
-ACTIONS = ("create", "delete", "keep")
 
 
 def _range(r: IpRange) -> dict[str, str]:

@@ -60,11 +60,11 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
     subscriptions = _subscriptions(scope, clients, issues)
     tick = progress.step if progress is not None else (lambda phase, done, total: None)
     if settings.source == "resource-graph":
-        from allowlist.sources.resourcegraph import discover_graph, preload_pool
+        from allowlist.sources.resourcegraph import discover_graph, network_for
 
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             graph = discover_graph(scope, clients, subscriptions, issues, progress)
-            resolver = preload_pool(graph, clients, subscriptions, pool)
+            resolver = network_for(graph, clients, subscriptions)
             apps = resolve_egress(graph, scope, clients, pool, resolver)
         apps.sort(key=lambda a: a.id.lower())
         issues.sort(key=lambda i: (i.scope.lower(), i.message))

@@ -10,7 +10,6 @@ source it is given (`--source`, ARM's lists by default).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from allowlist.armerrors import describe, raise_if_fatal
@@ -95,8 +94,10 @@ def preload_network(resolver: NetworkResolver, clients: ArmClients, subscription
     resolver.preload(bodies, firewalls)
 
 
-def preload_pool(platform: list[tuple[AppEgress, Routing]], clients: ArmClients, subscriptions: Sequence[str],
-                 pool: ThreadPoolExecutor) -> NetworkResolver:  # fmt: skip
+def network_for(
+    platform: list[tuple[AppEgress, Routing]], clients: ArmClients, subscriptions: Sequence[str]
+) -> NetworkResolver:
+    """A resolver filled from one query when any app's egress depends on the network."""
     resolver = NetworkResolver(clients)
     if any(r.needs_subnet or r.environment for _, r in platform):
         preload_network(resolver, clients, subscriptions)
