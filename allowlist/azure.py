@@ -127,14 +127,15 @@ class ArmClients:
     def client(self, service: str, subscription_id: str = "") -> Any:
         """The SDK client for a source (a key of CLIENTS) or a back end's kind, in one subscription, made once.
 
-        Lock-free when it exists; a new one is imported and built outside the lock (a first SDK import takes
-        half a second, and every other thread would wait on it)."""
+        Lock-free when it exists. SDK modules are imported one at a time (two threads importing azure.core
+        at once can see a partly initialised module); the client is built outside the lock."""
         key = (service, subscription_id.lower())
         client = self._clients.get(key)
         if client is not None:
             return client
         module, name = client_spec(service)
-        cls = getattr(importlib.import_module(module), name)
+        with _IMPORTS:
+            cls = getattr(importlib.import_module(module), name)
         args = (self.credential,) if service in TENANT_CLIENTS else (self.credential, subscription_id)
         made = cls(*args, **self._options())
         with self._lock:
@@ -149,6 +150,9 @@ CLIENTS = {
     "resourcegraph": ("azure.mgmt.resourcegraph", "ResourceGraphClient"),
 }
 TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscription
+
+
+_IMPORTS = threading.Lock()
 
 
 class WritePacer:

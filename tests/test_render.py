@@ -41,7 +41,7 @@ def config(cli_env: Emulator, tmp_path: Path) -> Path:
     rules = cli_env.state.servers[SQL1.lower()].rules
     rules["allowlist-30.0.0.1"] = FirewallRule("allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1")
     rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
-    targets = [SQL1, SQL2, *(t for kind, t in ALL.items() if kind not in ("redis", "keyvault"))]  # not in IaC yet
+    targets = [SQL1, SQL2, *ALL.values()]
     return write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": targets}], poll_interval=0)
 
 
@@ -57,12 +57,12 @@ def render_all(capsys: Cap, out: Path, *extra: str, formats: tuple[str, ...] = F
 def managed_after_apply(emu: Emulator, capsys: Cap) -> set[Rule]:
     """Named rules allowlist owns, and every entry of every address list, once apply has run."""
     assert cli(capsys, "apply", "--yes", "-c", "allowlist.toml").code == 0
-    lists = {a.id for a in emu.state.accounts.values() if a.type != "Microsoft.KeyVault/vaults"}  # not rendered yet
+    lists = {a.id for a in emu.state.accounts.values()}
     return {
         (resource_id.rsplit("/", 1)[-1], r["name"], r["start"], r["end"])
         for resource_id, rules in emu.state.snapshot().items()
         for r in rules
-        if (r["name"].startswith("allowlist-") and "Microsoft.Cache" not in resource_id) or resource_id in lists
+        if r["name"].startswith(("allowlist-", "allowlist_")) or resource_id in lists
     }
 
 
@@ -95,7 +95,7 @@ def test_every_format_holds_exactly_what_apply_makes(
     assert not any(r[1] == "allowlist-5.5.5.5" for r in after_apply)  # removed
     assert ("pg-one", "allowlist-20_0_0_1-20_0_0_3", "20.0.0.1", "20.0.0.3") in after_apply
     foreign = {r for r in after_apply if r[1] == "198.51.100.7"}  # kept in the lists, not allowlist's
-    assert len(foreign) == 2
+    assert len(foreign) == 3  # Cosmos DB, Storage and Key Vault each keep someone's entry
     for fmt in ("terraform", "arm", "bicep"):  # whole lists, as the account resources hold them
         assert parsed[fmt] == after_apply, fmt
     for fmt in ("azcli", "csv", "json"):  # allowlist's own rules and entries
@@ -114,15 +114,17 @@ def parse_terraform(files: dict[str, str]) -> set[Rule]:
     unquote = json.loads
     found = set()
     local_values = data["locals"][0]
-    for kind in ("sql", "postgresql", "mysql"):
+    for kind in ("sql", "postgresql", "mysql", "redis"):
         for key, rule in local_values[f"allowlist_{kind}_firewall_rules"].items():
             server = (
-                unquote(rule["server_name"]) if "server_name" in rule else unquote(rule["server_id"]).split("/")[-1]
+                unquote(rule.get("server_name") or rule.get("redis_cache_name") or '""')
+                or unquote(rule["server_id"]).split("/")[-1]
             )
             name = unquote(rule["name"])
             assert unquote(key) == f"{server}/{name}"  # static keys
-            found.add((server, name, unquote(rule["start_ip_address"]), unquote(rule["end_ip_address"])))
-    for kind in ("cosmosdb_ip_range_filter", "storage_ip_rules"):
+            start, end = rule.get("start_ip_address") or rule["start_ip"], rule.get("end_ip_address") or rule["end_ip"]
+            found.add((server, name, unquote(start), unquote(end)))
+    for kind in ("cosmosdb_ip_range_filter", "storage_ip_rules", "key_vault_ip_rules"):
         for account_id, entries in local_values[f"allowlist_{kind}"].items():
             found |= {_entry(unquote(account_id).rsplit("/", 1)[-1], unquote(e)) for e in entries}
     resources = {unquote(k): v for block in data["resource"] for k, v in block.items()}
@@ -146,7 +148,8 @@ def parse_arm(files: dict[str, str]) -> set[Rule]:
             server = template["parameters"]["serverName"]["defaultValue"]
             assert template["resources"][0]["type"].endswith("/firewallRules")
             found |= {
-                (server, r["name"], r["startIpAddress"], r["endIpAddress"]) for r in template["variables"]["rules"]
+                (server, r["name"], r.get("startIpAddress") or r["startIP"], r.get("endIpAddress") or r["endIP"])
+                for r in template["variables"]["rules"]
             }
         else:  # parameters for the template that deploys an account
             items = template["parameters"]["allowlistIpRules"]["value"]
@@ -166,7 +169,7 @@ def parse_bicep(files: dict[str, str]) -> set[Rule]:
         found |= {
             (server.group(1), n, s, e)
             for n, s, e in re.findall(
-                r"name: '([^']+)'\n\s+startIpAddress: '([^']+)'\n\s+endIpAddress: '([^']+)'", text
+                r"name: '([^']+)'\n\s+start(?:IpAddress|IP): '([^']+)'\n\s+end(?:IpAddress|IP): '([^']+)'", text
             )
         }
     return found
@@ -176,11 +179,11 @@ def parse_azcli(files: dict[str, str]) -> set[Rule]:
     (text,) = files.values()
     found = set()
     joined = text.replace("\\\n", " ")
-    for function, call in re.findall(r"^sync_(server|flexible) (.*?)(?:\n\n|\Z)", joined, re.S | re.M):
+    for function, call in re.findall(r"^sync_(server|flexible|redis) (.*?)(?:\n\n|\Z)", joined, re.S | re.M):
         words = shlex.split(call)
         words = words[: words.index("--")]  # then the stale rules to delete
         # sync_server SUBSCRIPTION GROUP SERVER ... -- STALE...; sync_flexible SERVER_ID API_VERSION ... -- STALE...
-        server, triples = (words[2], words[3:]) if function == "server" else (words[0], words[2:])
+        server, triples = (words[2], words[3:]) if function in ("server", "redis") else (words[0], words[2:])
         server = server.rsplit("/", 1)[-1]
         found |= {(server, *triples[i : i + 3]) for i in range(0, len(triples), 3)}  # type: ignore[misc]
     return found
@@ -295,15 +298,5 @@ def test_incomplete_discovery_fails_the_render(cli_env: Emulator, tmp_path: Path
 def test_render_usage_errors(config: Path, capsys: Cap) -> None:
     assert "unknown format 'yaml'" in cli(capsys, "render", "-f", "yaml", "-c", "allowlist.toml").err
     many = cli(capsys, "render", "-f", "bicep", "-c", "allowlist.toml")
-    assert many.code == 1 and "bicep writes 6 files here (one per server): give --out DIR" in many.err
+    assert many.code == 1 and "bicep writes 8 files here (one per server): give --out DIR" in many.err
     assert cli(capsys, "render", "-c", "allowlist.toml").code == 1  # --format is required
-
-
-def test_formats_that_cannot_write_redis_say_so(config: Path, cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
-    from tests.test_backends import REDIS
-
-    write_config(tmp_path / "allowlist.toml", [{"name": "cache", "targets": [REDIS]}])
-    for fmt in ("terraform", "bicep", "arm", "azcli"):
-        result = cli(capsys, "render", "--format", fmt, "--out", str(tmp_path / fmt))
-        assert result.code == 1 and "Azure Cache for Redis rules for cache-one cannot be written" in result.err, fmt
-    assert cli(capsys, "render", "--format", "json").code == 0

@@ -87,5 +87,10 @@ BACKEND = Backend(
     opener=RedisRules,
     read_actions=(f"{ARM_TYPE}/firewallRules/read",),
     write_actions=(f"{ARM_TYPE}/firewallRules/write", f"{ARM_TYPE}/firewallRules/delete"),
-    iac={"terraform": "azurerm_redis_firewall_rule", "terraform_local": "allowlist_redis_firewall_rules"},
+    iac={
+        "terraform": "azurerm_redis_firewall_rule",
+        "terraform_local": "allowlist_redis_firewall_rules",
+        "start_property": "startIP",  # what ARM and Bicep name the ends
+        "end_property": "endIP",
+    },
 )

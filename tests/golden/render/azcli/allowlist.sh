@@ -45,7 +45,26 @@ sync_flexible() {
   done
 }
 
-# Cosmos DB and Storage hold one unnamed list. This script only adds missing entries: it cannot prove
+# sync_redis SUBSCRIPTION GROUP CACHE [NAME START END]... -- [STALE]...: Azure Cache for Redis.
+sync_redis() {
+  local subscription=$1 group=$2 cache=$3
+  shift 3
+  local -a target=(--subscription "$subscription" --resource-group "$group" --name "$cache")
+  while [[ "$1" != -- ]]; do
+    az redis firewall-rules create "${target[@]}" --rule-name "$1" --start-ip "$2" --end-ip "$3" --output none
+    shift 3
+  done
+  shift
+  local name present
+  present=$(az redis firewall-rules list "${target[@]}" --query "[].name" --output tsv)
+  for name in "$@"; do
+    grep -qixF -- "$name" <<< "$present" || continue
+    echo "removing stale rule $name from $cache"
+    az redis firewall-rules delete "${target[@]}" --rule-name "$name" --output none
+  done
+}
+
+# Cosmos DB, Storage and Key Vault hold one unnamed list. This script only adds missing entries: it cannot prove
 # which entries allowlist added, so it removes none and claims none (`allowlist apply` does both).
 # add_to_list KIND SUBSCRIPTION GROUP ACCOUNT ENTRY...
 add_to_list() {
@@ -66,6 +85,13 @@ add_to_list() {
     if ((missing)); then
       az cosmosdb update "${where[@]}" --name "$account" --ip-range-filter "$(paste -sd, <<< "$list")" --output none
     fi
+  elif [[ "$kind" == keyvault ]]; then
+    current=$(az keyvault show "${where[@]}" --name "$account" --query "properties.networkAcls.ipRules[].value" \
+      --output tsv)
+    for entry in "$@"; do
+      grep -qxF -- "$entry" <<< "$current" ||
+        az keyvault network-rule add "${where[@]}" --name "$account" --ip-address "$entry" --output none
+    done
   else
     current=$(az storage account show "${where[@]}" --name "$account" \
       --query "networkRuleSet.ipRules[].ipAddressOrRange" --output tsv)
@@ -75,6 +101,14 @@ add_to_list() {
     done
   fi
 }
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Cache/redis/cache-one
+sync_redis 11111111-1111-4111-8111-111111111111 rg-data cache-one \
+  allowlist_20_0_0_1_20_0_0_3 20.0.0.1 20.0.0.3 \
+  allowlist_30_0_0_1 30.0.0.1 30.0.0.1 \
+  allowlist_40_0_0_9 40.0.0.9 40.0.0.9 \
+  allowlist_50_0_0_1_50_0_0_2 50.0.0.1 50.0.0.2 \
+  --
 
 # /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforMySQL/flexibleServers/my-one
 sync_flexible /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DBforMySQL/flexibleServers/my-one 2023-12-30 \
@@ -94,6 +128,15 @@ sync_flexible /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups
 
 # /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.DocumentDB/databaseAccounts/cos-one
 add_to_list cosmosdb 11111111-1111-4111-8111-111111111111 rg-data cos-one \
+  20.0.0.1 \
+  20.0.0.2/31 \
+  30.0.0.1 \
+  40.0.0.9 \
+  50.0.0.1 \
+  50.0.0.2
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.KeyVault/vaults/kv-one
+add_to_list keyvault 11111111-1111-4111-8111-111111111111 rg-data kv-one \
   20.0.0.1 \
   20.0.0.2/31 \
   30.0.0.1 \

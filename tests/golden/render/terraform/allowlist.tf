@@ -112,6 +112,37 @@ locals {
       end_ip_address      = "50.0.0.2"
     }
   }
+  # Static keys (server/rule), so for_each never meets "known after apply".
+  allowlist_redis_firewall_rules = {
+    "cache-one/allowlist_20_0_0_1_20_0_0_3" = {
+      resource_group_name = "rg-data"
+      redis_cache_name    = "cache-one"
+      name                = "allowlist_20_0_0_1_20_0_0_3"
+      start_ip            = "20.0.0.1"
+      end_ip              = "20.0.0.3"
+    }
+    "cache-one/allowlist_30_0_0_1" = {
+      resource_group_name = "rg-data"
+      redis_cache_name    = "cache-one"
+      name                = "allowlist_30_0_0_1"
+      start_ip            = "30.0.0.1"
+      end_ip              = "30.0.0.1"
+    }
+    "cache-one/allowlist_40_0_0_9" = {
+      resource_group_name = "rg-data"
+      redis_cache_name    = "cache-one"
+      name                = "allowlist_40_0_0_9"
+      start_ip            = "40.0.0.9"
+      end_ip              = "40.0.0.9"
+    }
+    "cache-one/allowlist_50_0_0_1_50_0_0_2" = {
+      resource_group_name = "rg-data"
+      redis_cache_name    = "cache-one"
+      name                = "allowlist_50_0_0_1_50_0_0_2"
+      start_ip            = "50.0.0.1"
+      end_ip              = "50.0.0.2"
+    }
+  }
   # The whole list per account (entries others added included, as read at render time): use it as
   # azurerm_cosmosdb_account.ip_range_filter and merge the ledger tags below into the account's tags.
   allowlist_cosmosdb_ip_range_filter = {
@@ -130,6 +161,16 @@ locals {
   allowlist_storage_ip_rules_ledger_tags = {
     "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/st-one" = {
       "allowlist-owned-0" = "20.0.0.1 20.0.0.2 20.0.0.3 30.0.0.1 40.0.0.9 50.0.0.1 50.0.0.2"
+    }
+  }
+  # The whole list per account (entries others added included, as read at render time): use it as
+  # azurerm_key_vault.network_acls.ip_rules and merge the ledger tags below into the account's tags.
+  allowlist_key_vault_ip_rules = {
+    "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.KeyVault/vaults/kv-one" = ["20.0.0.1", "20.0.0.2/31", "30.0.0.1", "40.0.0.9", "50.0.0.1", "50.0.0.2", "198.51.100.7"]
+  }
+  allowlist_key_vault_ip_rules_ledger_tags = {
+    "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-data/providers/Microsoft.KeyVault/vaults/kv-one" = {
+      "allowlist-owned-0" = "20.0.0.1 20.0.0.2/31 30.0.0.1 40.0.0.9 50.0.0.1 50.0.0.2"
     }
   }
 }
@@ -160,4 +201,14 @@ resource "azurerm_mysql_flexible_server_firewall_rule" "allowlist" {
   server_name         = each.value.server_name
   start_ip_address    = each.value.start_ip_address
   end_ip_address      = each.value.end_ip_address
+}
+
+resource "azurerm_redis_firewall_rule" "allowlist" {
+  for_each = local.allowlist_redis_firewall_rules
+
+  name                = each.value.name
+  resource_group_name = each.value.resource_group_name
+  redis_cache_name    = each.value.redis_cache_name
+  start_ip            = each.value.start_ip
+  end_ip              = each.value.end_ip
 }
