@@ -90,7 +90,8 @@ def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease, tick
     failed: list[tuple[Change, str]] = []
     skipped: list[Change] = []
     count = target_plan.existing_count
-    width = 1 if target.capabilities.long_running_writes else TARGET_WRITE_CONCURRENCY
+    caps = target.capabilities
+    width = 1 if caps.long_running_writes or caps.serial_writes else TARGET_WRITE_CONCURRENCY
 
     def write(change: Change) -> tuple[Change, str | None]:
         try:

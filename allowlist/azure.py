@@ -33,6 +33,7 @@ class ArmSettings:
     poll_interval: float = 5.0  # seconds between long-running operation polls, unless ARM says
     operation_timeout: float = 900.0  # longest wait for one long-running operation
     deadline: float | None = None  # time.monotonic() by which the whole run must end (--timeout)
+    restriction_priority: int = 65000  # for App Service access restrictions (policy, from Settings)
 
     @property
     def scope(self) -> str:
@@ -136,6 +137,8 @@ class ArmClients:
         module, name = client_spec(service)
         with _IMPORTS:
             cls = getattr(importlib.import_module(module), name)
+            for needed in RAW_REQUEST_MODULES:  # so a raw request made with this client imports nothing
+                importlib.import_module(needed)
         args = (self.credential,) if service in TENANT_CLIENTS else (self.credential, subscription_id)
         made = cls(*args, **self._options())
         with self._lock:
@@ -153,6 +156,7 @@ TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscrip
 
 
 _IMPORTS = threading.Lock()
+RAW_REQUEST_MODULES = ("azure.core.rest", "azure.core.exceptions", "azure.mgmt.core.exceptions")
 
 
 class WritePacer:

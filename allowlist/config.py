@@ -42,6 +42,7 @@ class Settings:
     compress: bool = False
     max_merge_gap: int = 256  # never merge across a gap of more addresses than this
     headroom: int = 0  # rules kept free for people under every limit
+    restriction_priority: int = 65000  # App Service access restrictions allowlist writes take this priority
     # Runtime
     concurrency: int = 8
     retry_total: int = 6
@@ -70,6 +71,7 @@ POLICY_KEYS = (
     "compress",
     "max_merge_gap",
     "headroom",
+    "restriction_priority",
 )
 
 
@@ -217,7 +219,7 @@ SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "rule_limit": int, "allow_wide_ranges": bool, "concurrency": int, "retry_total": int,
     "retry_backoff": (int, float), "poll_interval": (int, float), "operation_timeout": (int, float),
     "timeout": (int, float), "lease_seconds": (int, float), "functions_pinned": bool,
-    "compress": bool, "max_merge_gap": int, "headroom": int, "source": str,
+    "compress": bool, "max_merge_gap": int, "headroom": int, "source": str, "restriction_priority": int,
 }  # fmt: skip
 OPTIONAL_KEYS = {"rule_limit", "timeout"}
 SYNC_KEYS = {"name", "targets", "subscriptions", "resource_groups", "names", "tags", "kinds", "slots", "compress",
@@ -368,9 +370,11 @@ def build_settings(raw: Any, r: _Reader, base: Settings | None = None) -> Settin
         raise r.fail(f"{where}.source", "must be 'arm' (lists per subscription) or 'resource-graph'")
     if not 0 <= values.get("max_delete_percent", 30) <= 100:
         raise r.fail(f"{where}.max_delete_percent", "must be between 0 and 100")
-    for key in ("rule_limit", "concurrency", "operation_timeout", "timeout", "lease_seconds"):
+    for key in ("rule_limit", "concurrency", "operation_timeout", "timeout", "lease_seconds", "restriction_priority"):
         if values.get(key) is not None and values[key] < 1:
             raise r.fail(f"{where}.{key}", "must be at least 1")
+    if values.get("restriction_priority", 1) >= 2147483647:  # that priority is App Service's implicit "Allow all"
+        raise r.fail(f"{where}.restriction_priority", "must be below 2147483647")
     for key in (
         "min_managed_for_percent",
         "retry_total",

@@ -346,8 +346,6 @@ def _list_findings(
     deletes: list[Change],
     tid: str,
 ) -> list[Finding]:
-    if capabilities.named_ranges:
-        return []
     found = []
     existing = firewall.count
     if capabilities.empty_list_means_open and existing == 0 and creates:
@@ -357,6 +355,8 @@ def _list_findings(
         )
     if capabilities.empty_list_means_open and existing > 0 and final_count == 0:
         found.append("removing these would leave no IP rules, which opens it to every address")
+    if capabilities.named_ranges:
+        return [Finding(Kind.LIST_SAFETY, message, tid) for message in found]
     owned_after = {r.name.casefold() for r in mine} - {c.name.casefold() for c in deletes}
     owned_after |= {c.name.casefold() for c in creates}
     ledger = len(ledger_tags(prefix, owned_after))

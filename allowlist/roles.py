@@ -38,8 +38,11 @@ def _role(name: str, description: str, actions: tuple[str, ...], scope: str) -> 
 
 def role_definitions(scope: str = EXAMPLE_SCOPE) -> dict[str, dict[str, Any]]:
     """File name -> role definition, as `az role definition create --role-definition @FILE` takes it."""
-    named = [b for b in BACKENDS.values() if b.capabilities.named_ranges]
-    lists = [b for b in BACKENDS.values() if not b.capabilities.named_ranges]
+    # An app's access restrictions live in its site config, whose write action covers all of that config:
+    # a role of its own, so a database writer never gets it.
+    sites = [b for b in BACKENDS.values() if b.arm_type == "Microsoft.Web/sites"]
+    named = [b for b in BACKENDS.values() if b.capabilities.named_ranges and b not in sites]
+    lists = [b for b in BACKENDS.values() if not b.capabilities.named_ranges and b not in sites]
     data_scope = f"{scope}/resourceGroups/rg-data"
     return {
         "allowlist-app-reader.json": _role(
@@ -69,5 +72,13 @@ def role_definitions(scope: str = EXAMPLE_SCOPE) -> dict[str, dict[str, Any]]:
             "allowlist syncs.",
             tuple(a for b in lists for a in (*b.read_actions, *b.write_actions)) + LEASE,
             data_scope,
+        ),
+        "allowlist-access-restriction-writer.json": _role(
+            "allowlist Access Restriction Writer",
+            "Lets allowlist read and update the access restrictions of each App Service app it syncs (its site "
+            "config) and hold its lease tag while it writes. Azure has no narrower action for access restrictions "
+            "than site config write, so assign this only on the apps allowlist syncs.",
+            tuple(a for b in sites for a in (*b.read_actions, *b.write_actions)) + LEASE,
+            f"{scope}/resourceGroups/rg-web",
         ),
     }

@@ -23,9 +23,11 @@ COSMOS = f"{DATA}/Microsoft.DocumentDB/databaseAccounts/cos-one"
 STORAGE = f"{DATA}/Microsoft.Storage/storageAccounts/st-one"
 REDIS = f"{DATA}/Microsoft.Cache/redis/cache-one"
 VAULT = f"{DATA}/Microsoft.KeyVault/vaults/kv-one"
-ALL = {"postgresql": PG, "mysql": MY, "cosmosdb": COSMOS, "storage": STORAGE, "redis": REDIS, "keyvault": VAULT}
+API = f"/subscriptions/{SUB1}/resourceGroups/rg-web/providers/Microsoft.Web/sites/web-b"  # restricted to the apps
+ALL = {"postgresql": PG, "mysql": MY, "cosmosdb": COSMOS, "storage": STORAGE, "redis": REDIS, "keyvault": VAULT,
+       "webapp": API}  # fmt: skip
 FOREIGN = {"postgresql": "office", "mysql": "office", "cosmosdb": "198.51.100.7", "storage": "198.51.100.7",
-           "redis": "office", "keyvault": "198.51.100.7"}  # fmt: skip
+           "redis": "office", "keyvault": "198.51.100.7", "webapp": "office"}  # fmt: skip
 # What the SUB1 apps need (web-a and its slot, web-b, func-c).
 NEEDED = {"20.0.0.1", "20.0.0.2", "20.0.0.3", "30.0.0.1", "40.0.0.9"}
 
@@ -38,6 +40,8 @@ def backend_estate() -> dict[str, Any]:
     estate["mysql_servers"] = [{**server, "name": "my-one", "firewall_rules": office}]
     estate["redis_caches"] = [{**server, "name": "cache-one", "firewall_rules": office}]
     estate["key_vaults"] = [{**server, "name": "kv-one", "ip_rules": ["198.51.100.7"], "tags": {"team": "sec"}}]
+    web_b = next(s for s in estate["sites"] if s["name"] == "web-b")
+    web_b["ip_security_restrictions"] = [{"name": "office", "ip_address": "198.51.100.0/24", "priority": 100}]
     estate["cosmosdb_accounts"] = [
         {**server, "name": "cos-one", "ip_rules": ["198.51.100.7"], "tags": {"team": "data"}}
     ]
@@ -207,3 +211,57 @@ def test_a_key_vault_keeps_its_other_settings_and_warns_when_open(env: Emulator,
     assert "defaultAction is Allow" in result.out
     assert vault.tags["team"] == "sec" and "198.51.100.7" in vault.ip_rules and "40.0.0.9" in vault.ip_rules
     assert any(k.startswith("allowlist-owned-") for k in vault.tags)  # ownership through the same ledger
+
+
+def test_an_app_without_access_restrictions_is_never_closed(env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    site = env.state.sites[API.lower()]
+    site.ip_security_restrictions.clear()  # no restrictions: the app accepts every client
+    result = cli(capsys, "apply", "--yes", "-c", config_for(tmp_path, API))
+    assert result.code == 1 and "adding rules would turn its firewall on" in result.err
+    assert writes(env) == [] and site.ip_security_restrictions == []
+
+
+def test_access_restrictions_keep_every_entry_allowlist_did_not_write(
+    env: Emulator, tmp_path: Path, capsys: Cap
+) -> None:
+    site = env.state.sites[API.lower()]
+    theirs = [
+        {"name": "office", "ipAddress": "198.51.100.0/24", "action": "Allow", "priority": 100, "tag": "Default"},
+        {"name": "block", "ipAddress": "203.0.113.0/24", "action": "Deny", "priority": 50, "tag": "Default"},
+        {
+            "name": "front-door",
+            "ipAddress": "AzureFrontDoor.Backend",
+            "action": "Allow",
+            "priority": 200,
+            "tag": "ServiceTag",
+            "headers": {"x-azure-fdid": ["0000"]},
+        },
+    ]
+    site.ip_security_restrictions[:] = [dict(e) for e in theirs]
+    config = config_for(tmp_path, API, restriction_priority=300)
+    assert cli(capsys, "apply", "--yes", "-c", config).code == 0
+    entries = site.ip_security_restrictions
+    assert entries[:3] == theirs  # byte for byte, in their order
+    ours = entries[3:]
+    assert ours and all(e["priority"] == 300 and e["name"].startswith("allowlist-") for e in ours)
+    assert covered(env, API) >= NEEDED
+    # The apps move: allowlist takes back exactly what it wrote, and writes the new address at its priority.
+    for each in env.state.sites.values():
+        for app in (each, *each.slots.values()):
+            app.possible_outbound_ip_addresses = "88.0.0.1"
+    last = cli(capsys, "apply", "--yes", "--force", "-c", config)
+    assert last.code == 0, last.out + last.err
+    assert site.ip_security_restrictions[:3] == theirs
+    assert [(e["name"], e["ipAddress"]) for e in site.ip_security_restrictions[3:]] == [
+        ("allowlist-88.0.0.1", "88.0.0.1/32")
+    ]
+
+
+def test_access_restrictions_render_only_as_inventories(env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    config = config_for(tmp_path, API)
+    for fmt in ("terraform", "bicep", "arm", "azcli", "powershell"):
+        refused = cli(capsys, "render", "-c", config, "--format", fmt, "--out", str(tmp_path / fmt))
+        assert refused.code == 1 and "web-b" in refused.err, (fmt, refused.err)
+        assert not (tmp_path / fmt).exists()
+    inventory = cli(capsys, "render", "-c", config, "--format", "json").json()
+    assert inventory["targets"][0]["kind"] == "webapp"

@@ -25,7 +25,7 @@ from allowlist.sources.appservice import discover
 from allowlist.sync import make_plan, read_targets
 from tests.cli_helpers import any_writes, cli, rules, write_config, writes
 from tests.conftest import SQL1, SUB1
-from tests.test_backends import ALL, COSMOS, STORAGE, VAULT, backend_estate
+from tests.test_backends import ALL, API, COSMOS, STORAGE, VAULT, backend_estate
 
 Cap = pytest.CaptureFixture[str]
 ONE = [{"name": "one", "targets": [SQL1], "subscriptions": [SUB1]}]
@@ -212,6 +212,45 @@ def test_a_persons_edit_between_read_and_write_is_kept(
     assert {"20.0.0.1", "30.0.0.1", "40.0.0.9"} <= {e.split("/")[0] for e in target.ip_rules}
 
 
+def test_a_persons_access_restriction_added_mid_run_is_kept(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    site = cli_env.state.sites[API.lower()]
+    landed = []
+    theirs = {"name": "partner", "ipAddress": "203.0.113.50/32", "action": "Allow", "priority": 10, "tag": "Default"}
+
+    def person_adds_a_restriction(request: Request) -> None:  # lands just before allowlist's first PATCH
+        if request.method == "PATCH" and request.path.lower() == f"{API}/config/web".lower() and not landed:
+            with cli_env.state.lock:
+                site.ip_security_restrictions.append(dict(theirs))
+                site.config_version += 1
+            landed.append(True)
+
+    cli_env.hooks.append(person_adds_a_restriction)
+    block = {"name": "apps", "targets": [API], "subscriptions": [SUB1]}
+    result = cli(capsys, "apply", "--yes", "-c", str(write_config(tmp_path / "allowlist.toml", [block])))
+    assert result.code == 0, result.err
+    assert landed and theirs in site.ip_security_restrictions
+    assert next(r.status for r in cli_env.requests if r.method == "PATCH" and "config/web" in r.path) == 412
+    assert sum(e["name"].startswith("allowlist-") for e in site.ip_security_restrictions) == 3
+
+
+def test_restrictions_cleared_mid_run_are_never_turned_back_on(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    """A person removed every restriction (the app is open to all) after allowlist read them: adding one
+    now would shut out every client but the apps, so the write is refused and the app stays open."""
+    site = cli_env.state.sites[API.lower()]
+
+    def person_clears_them(request: Request) -> None:
+        if request.method == "PATCH" and request.path.lower() == f"{API}/config/web".lower():
+            with cli_env.state.lock:
+                site.ip_security_restrictions.clear()
+                site.config_version += 1
+
+    cli_env.hooks.append(person_clears_them)
+    block = {"name": "apps", "targets": [API], "subscriptions": [SUB1]}
+    result = cli(capsys, "apply", "--yes", "-c", str(write_config(tmp_path / "allowlist.toml", [block])))
+    assert result.code == 1 and "an app without any accepts every client" in result.out + result.err
+    assert site.ip_security_restrictions == []
+
+
 # --- harsh faults: converge in at most two runs -------------------------------------------------------
 
 HARSH = FaultConfig(
@@ -244,7 +283,8 @@ def test_harsh_faults_converge_in_two_applies_without_a_gap(seed: int, tmp_path:
             apply_plan(plan, clients)
         emu.faults.config = FaultConfig(throttle=False)
         final = make_plan(scope, clients).plan
-        assert final.fully_read and not final.has_changes, f"seed {seed}: not converged after {runs} applies"
+        left = [(t.target.name, [(c.action, c.name) for c in t.changes]) for t in final.targets if t.changes]
+        assert final.fully_read and not final.has_changes, f"seed {seed}: not converged after {runs} applies: {left}"
         needed = ["20.0.0.1", "20.0.0.2", "20.0.0.3", "30.0.0.1", "40.0.0.9", "198.51.100.7"]
         for target in targets:
             assert gaps(emu, target, needed) == [], (seed, target)

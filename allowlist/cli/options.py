@@ -385,6 +385,7 @@ def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
             poll_interval=settings.poll_interval,
             operation_timeout=settings.operation_timeout,
             deadline=None if settings.timeout is None else time.monotonic() + settings.timeout,
+            restriction_priority=settings.restriction_priority,
         )
     )
 

@@ -109,6 +109,7 @@ SITE_KEYS = {
     "outbound_ip_addresses", "possible_outbound_ip_addresses", "outbound_ipv6_addresses",
     "possible_outbound_ipv6_addresses", "virtual_network_subnet_id", "all_traffic", "application_traffic",
     "site_config_vnet_route_all", "public_network_access", "hosting_environment_id", "slots",
+    "ip_security_restrictions",
 }  # fmt: skip
 NETWORK_TABLES = {
     "subnets": {"id", "address_prefix", "nat_gateway", "route_table", "service_endpoints"},
@@ -357,6 +358,24 @@ def _site_properties(r: _Reader, entry: dict[str, Any], where: str, site: Site) 
             changes[field_name] = entry[key]
     if "public_network_access" in entry:
         changes["public_network_access"] = r.text(entry, "public_network_access", where)
+    if "ip_security_restrictions" in entry:  # [{ name, ip_address, action = "Allow", priority = 100 }]
+        restrictions = []
+        for j, raw in enumerate(r.tables(entry, "ip_security_restrictions", f"{where}.")):
+            item_where = f"{where}.ip_security_restrictions[{j}]"
+            item = r.table(raw, item_where, {"name", "ip_address", "action", "priority"})
+            priority = item.get("priority", 100)
+            if not isinstance(priority, int):
+                raise r.fail(f"{item_where}.priority", "must be a whole number")
+            restrictions.append(
+                {
+                    "name": r.text(item, "name", item_where),
+                    "ipAddress": r.text(item, "ip_address", item_where),
+                    "action": r.text(item, "action", item_where, "Allow"),
+                    "priority": priority,
+                    "tag": "Default",
+                }
+            )
+        changes["ip_security_restrictions"] = restrictions
     if "tags" in entry:
         tags = entry["tags"]
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):

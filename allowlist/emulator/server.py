@@ -156,8 +156,9 @@ class Emulator:
         # (a person's edit landing between a client's read and its write).
         self.hooks: list[Callable[[Request], None]] = []
         self.router = Router()
-        for simple in (subscriptions, web, sql):
+        for simple in (subscriptions, sql):
             self.router.add(simple.routes(page_size))
+        self.router.add(web.routes(page_size, self._write_fails))
         for flexible_type in (POSTGRESQL, MYSQL):
             self.router.add(flexible.routes(flexible_type, page_size, self.operations, self._write_fails))
         self.router.add(accounts.routes(self._write_fails))

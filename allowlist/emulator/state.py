@@ -45,6 +45,25 @@ class Site:
     slots: dict[str, Site] = field(default_factory=dict)
     # Tests of odd payloads: JSON set over the answer, by dotted path ("properties.sku": 7).
     overrides: dict[str, Any] = field(default_factory=dict)
+    # config/web ipSecurityRestrictions (access restrictions), and a version for the ETag of config/web
+    ip_security_restrictions: list[dict[str, Any]] = field(default_factory=list)
+    config_version: int = 1
+
+    def restriction_rules(self) -> dict[str, FirewallRule]:
+        """Allow restrictions as rules named by their names, so the firewall timeline covers them too."""
+        found = {}
+        for entry in self.ip_security_restrictions:
+            text = str(entry.get("ipAddress", ""))
+            try:
+                import ipaddress
+
+                nets = [ipaddress.ip_network(t.strip(), strict=False) for t in text.split(",") if t.strip()]
+            except ValueError:
+                continue
+            if nets and entry.get("action", "Allow") == "Allow":
+                name = str(entry.get("name", ""))
+                found[name.lower()] = FirewallRule(name, str(min(n[0] for n in nets)), str(max(n[-1] for n in nets)))
+        return found
 
     @property
     def id(self) -> str:
@@ -193,10 +212,10 @@ class State:
     def has_resource_group(self, subscription_id: str, resource_group: str) -> bool:
         return (subscription_id.lower(), resource_group.lower()) in self.resource_groups
 
-    def tagged(self, resource_id: str) -> DbServer | IpListAccount | None:
-        """The server or account a Tags API path names."""
+    def tagged(self, resource_id: str) -> DbServer | IpListAccount | Site | None:
+        """The server, account or site a Tags API path names."""
         key = resource_id.lower()
-        return self.servers.get(key) or self.accounts.get(key)
+        return self.servers.get(key) or self.accounts.get(key) or self.sites.get(key)
 
     def subscription(self, subscription_id: str) -> Subscription | None:
         return self.subscriptions.get(subscription_id.lower())
@@ -217,6 +236,7 @@ class State:
 
     def _all_rules(self) -> dict[str, dict[str, FirewallRule]]:
         found = {server.id: {**server.rules, **server.rules6} for server in self.servers.values()}
+        found.update((site.id, site.restriction_rules()) for site in self.sites.values())
         found.update((account.id, account.as_rules()) for account in self.accounts.values())
         return found
 

@@ -33,6 +33,7 @@ class Capabilities:
     single_address_max_prefix: int = 32  # Storage: /31 and /32 must be written as bare addresses
     same_region_bypasses_rules: bool = False  # Storage: IP rules do not apply within its region
     limit_error_codes: tuple[str, ...] = ()  # ARM error codes meaning "the firewall is full"
+    serial_writes: bool = False  # one write at a time (each rewrites one whole list)
     service_endpoint: str = ""  # the VNet service endpoint that bypasses its IP rules, if it has one
 
     def valid_name(self, name: str) -> bool:

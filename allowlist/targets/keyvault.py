@@ -18,10 +18,10 @@ class KeyVault(AddressList):
     entry_key = "value"
 
     def _send(self, method: str, body: Mapping[str, Any] | None = None, etag: str | None = None) -> Any:
-        from azure.core.exceptions import HttpResponseError
+        client = self._clients.client("subscriptions")  # any client's pipeline sends a raw request
+        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
         from azure.core.rest import HttpRequest
 
-        client = self._clients.client("subscriptions")  # any client's pipeline sends a raw request
         headers = {"If-Match": etag} if etag else {}
         request = HttpRequest(method, f"{self.ref.id}?api-version={API_VERSION}", json=body, headers=headers)
         response = client.send_request(request)

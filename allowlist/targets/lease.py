@@ -63,10 +63,10 @@ class Lease:
     newer_writer: str | None = None  # another run that wrote this target after this run began
 
     def _send(self, method: str, body: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-        from azure.core.exceptions import HttpResponseError
+        client = self.clients.client("subscriptions")  # any client sends a raw request; this one is light
+        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
         from azure.core.rest import HttpRequest
 
-        client = self.clients.client("subscriptions")  # any client sends a raw request; this one is light
         url = f"{self.ref.id}/providers/Microsoft.Resources/tags/default?api-version={TAGS_API}"
         last: Exception | None = None
         for _ in range(ATTEMPTS):  # PATCH is not retried by the SDK on a dropped connection

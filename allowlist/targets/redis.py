@@ -51,10 +51,10 @@ class RedisRules:
         return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
 
     def _send(self, method: str, name: str, body: dict[str, Any] | None = None) -> None:
-        from azure.core.exceptions import HttpResponseError
+        client = self._client()
+        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
         from azure.core.rest import HttpRequest
 
-        client = self._client()
         url = f"{self.ref.id}/firewallRules/{name}?api-version={API_VERSION}"
         response = client.send_request(HttpRequest(method, url, json=body))
         if response.status_code >= 400:

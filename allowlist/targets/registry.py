@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 from allowlist.errors import ConfigError
 from allowlist.model import TargetRef
-from allowlist.targets import cosmosdb, keyvault, mysql, postgresql, redis, sql, storage
+from allowlist.targets import cosmosdb, keyvault, mysql, postgresql, redis, sql, storage, webapp
 from allowlist.targets.base import Backend, Capabilities, Target
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
 
-MODULES = (sql, postgresql, mysql, cosmosdb, storage, redis, keyvault)  # adding a back end: one more here
+MODULES = (sql, postgresql, mysql, cosmosdb, storage, redis, keyvault, webapp)  # adding a back end: one more here
 BACKENDS: dict[str, Backend] = {m.BACKEND.kind: m.BACKEND for m in MODULES}
 _BY_TYPE = {b.arm_type.lower(): b for b in BACKENDS.values()}
 

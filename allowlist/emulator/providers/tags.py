@@ -18,7 +18,7 @@ from allowlist.emulator.state import (
     State,
 )
 
-TAGGED_TYPES = (SQL, POSTGRESQL, MYSQL, COSMOSDB, STORAGE, REDIS, KEYVAULT)
+TAGGED_TYPES = (SQL, POSTGRESQL, MYSQL, COSMOSDB, STORAGE, REDIS, KEYVAULT, "Microsoft.Web/sites")
 SUFFIX = "/providers/Microsoft.Resources/tags/default"
 
 

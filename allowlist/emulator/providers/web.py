@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from allowlist.emulator.http import JSON, Request, Response, Route, not_found, page, route
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, not_found, page, route
 from allowlist.emulator.providers.common import find_resource, require_resource_group, require_subscription
 from allowlist.emulator.state import Site, State, overlay
 
@@ -136,7 +140,47 @@ def _sorted(sites: list[Site]) -> list[JSON]:
     return [body(s) for s in sorted(sites, key=lambda s: s.id.lower())]
 
 
-def routes(page_size: int) -> list[Route]:
+ALLOW_ALL = {"ipAddress": "Any", "action": "Allow", "priority": 2147483647, "name": "Allow all",
+             "description": "Allow all access"}  # fmt: skip
+RESTRICTIONS_MAX = 512
+
+
+def config_body(site: Site) -> JSON:
+    """config/web as GetSiteConfig shows it, with the access restrictions (an implicit "Allow all" when none)."""
+    return {
+        "id": f"{site.id}/config/web",
+        "name": "web",
+        "type": "Microsoft.Web/sites/config",
+        "properties": {
+            **_site_config(site),
+            "ipSecurityRestrictions": [dict(e) for e in site.ip_security_restrictions] or [dict(ALLOW_ALL)],
+            "scmIpSecurityRestrictions": [dict(ALLOW_ALL)],
+            "scmIpSecurityRestrictionsUseMain": False,
+        },
+    }
+
+
+def _etag(site: Site) -> str:
+    return f'"{site.config_version:08x}-0000-0000-0000-00000000c0f1"'
+
+
+def _restrictions(raw: Any) -> list[JSON]:
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        raise ArmError(400, "BadRequest", "ipSecurityRestrictions must be a list of objects.")
+    kept = [e for e in raw if e.get("priority") != ALLOW_ALL["priority"]]
+    for entry in kept:
+        text = entry.get("ipAddress")
+        if isinstance(text, str) and text != "Any" and entry.get("tag") != "ServiceTag":  # else a tag's name
+            try:
+                [ipaddress.ip_network(t.strip(), strict=False) for t in text.split(",")]
+            except ValueError as exc:
+                raise ArmError(400, "BadRequest", f"'{text}' is not an IP address or CIDR.") from exc
+    if len(kept) > RESTRICTIONS_MAX:
+        raise ArmError(400, "BadRequest", f"An app supports at most {RESTRICTIONS_MAX} access restrictions.")
+    return kept
+
+
+def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) -> list[Route]:
     base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Web/sites"
 
     def list_sites(request: Request, state: State) -> Response:
@@ -178,7 +222,37 @@ def routes(page_size: int) -> list[Route]:
                 raise not_found("Microsoft.Web/sites/slots", f"{site.name}/{request.params['slot']}")
             return Response(200, body(slot))
 
+    def get_config(request: Request, state: State) -> Response:
+        with state.lock:
+            site = find(request, state)
+            return Response(200, config_body(site), {"ETag": _etag(site)})
+
+    def patch_config(request: Request, state: State) -> Response:
+        payload = request.json()
+        props = payload.get("properties") if isinstance(payload, dict) else None
+        if not isinstance(props, dict):
+            raise ArmError(400, "BadRequest", "The request must carry properties.")
+        entries = _restrictions(props["ipSecurityRestrictions"]) if "ipSecurityRestrictions" in props else None
+        with state.lock:
+            site = find(request, state)
+            if fail_write is not None and fail_write(request):
+                raise ArmError(409, "Conflict", f"The app '{site.name}' is being updated. Retry later.")
+            wanted = request.headers.get("if-match")
+            if wanted is not None and wanted.strip() not in ("*", _etag(site)):
+                raise ArmError(412, "PreconditionFailed", f"config/web of '{site.name}' changed since it was read.")
+            if entries is not None:
+                before = site.restriction_rules()
+                site.ip_security_restrictions = entries
+                after = site.restriction_rules()
+                for key in sorted(set(before) | set(after)):
+                    if before.get(key) != after.get(key):
+                        state.record(site.id, (after.get(key) or before[key]).name, before.get(key), after.get(key))
+            site.config_version += 1
+            return Response(200, config_body(site), {"ETag": _etag(site)})
+
     return [
+        route("GET", base + "/{name}/config/web", get_config, "Microsoft.Web/sites/config/read"),
+        route("PATCH", base + "/{name}/config/web", patch_config, "Microsoft.Web/sites/config/write"),
         route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Web/sites", list_sites, READ),
         route("GET", base, list_by_group, READ),
         route("GET", base + "/{name}", get_site, READ),
