@@ -93,8 +93,9 @@ def test_saved_plan_errors(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> No
 def test_demo_runs_the_whole_job(capsys: Cap) -> None:
     result = cli(capsys, "demo")
     assert result.code == 0, result.err
-    assert "Plan: 34 to add, 2 to remove." in result.out
-    assert "Apply complete: 34 added, 2 removed." in result.out
+    assert "Plan: 36 to add, 2 to remove." in result.out
+    assert "Apply complete: 36 added, 2 removed." in result.out
+    assert "left alone: office\n" in result.out  # shop-api's own access restriction for the office
     assert "left alone: 198.51.100.20" in result.out  # someone's Cosmos DB entry, kept and never claimed
     assert result.out.rstrip().endswith("No changes. The firewalls match the apps' outbound addresses.")
     assert "NOT PINNED" in result.out
