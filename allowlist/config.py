@@ -308,18 +308,9 @@ def _egress(raw: Any, where: str, r: _Reader) -> DeclaredEgress:
     unknown = sorted(set(raw) - SELECTOR_KEYS - {"name", "addresses", "subnets"})
     if unknown:
         raise r.fail(f"{where}.{unknown[0]}", "unknown key (allowed: name, addresses, subnets, and app selectors)")
-    addresses = r.strings(raw, "addresses", where)
+    addresses = _public_ranges(r.strings(raw, "addresses", where), f"{where}.addresses", r, ipv6=False)
     if not addresses:
         raise r.fail(f"{where}.addresses", "needs at least one public IPv4 address or CIDR")
-    for i, text in enumerate(addresses):
-        try:
-            network = ipaddress.IPv4Network(text, strict=True)
-        except ValueError as exc:
-            raise r.fail(f"{where}.addresses[{i}]", f"'{text}' is not an IPv4 address or CIDR: {exc}") from exc
-        if not network.is_global:
-            raise r.fail(f"{where}.addresses[{i}]", f"'{text}' is not a public range")
-        if network.prefixlen < 16:
-            raise r.fail(f"{where}.addresses[{i}]", f"'{text}' is wider than a /16")
     subnets = tuple(s.lower() for s in r.strings(raw, "subnets", where))
     has_selector = bool(set(raw) & SELECTOR_KEYS)
     if bool(subnets) == has_selector:
@@ -422,17 +413,19 @@ def _block(raw: Any, where: str, r: _Reader) -> SyncBlock:
     return SyncBlock(name.strip(), tuple(targets), selector, compress, addresses, label.strip(), selects_apps)
 
 
-def _public_ranges(addresses: tuple[str, ...], where: str, r: _Reader) -> tuple[str, ...]:
-    """Public IPv4 or IPv6 addresses or CIDRs, none wider than a /16 (IPv6: a /48)."""
+def _public_ranges(addresses: tuple[str, ...], where: str, r: _Reader, ipv6: bool = True) -> tuple[str, ...]:
+    """Public addresses or CIDRs (IPv6 too unless told), none wider than a /16 (IPv6: a /48)."""
     for i, text in enumerate(addresses):
         try:
-            network = ipaddress.ip_network(text, strict=True)
+            network = ipaddress.ip_network(text, strict=True) if ipv6 else ipaddress.IPv4Network(text, strict=True)
         except ValueError as exc:
-            raise r.fail(f"{where}[{i}]", f"'{text}' is not an IP address or CIDR: {exc}") from exc
+            kind = "an IP" if ipv6 else "an IPv4"
+            raise r.fail(f"{where}[{i}]", f"'{text}' is not {kind} address or CIDR: {exc}") from exc
         if not network.is_global:
             raise r.fail(f"{where}[{i}]", f"'{text}' is not a public range")
-        if network.prefixlen < (16 if network.version == 4 else 48):
-            raise r.fail(f"{where}[{i}]", f"'{text}' is too wide")
+        widest = 16 if network.version == 4 else 48
+        if network.prefixlen < widest:
+            raise r.fail(f"{where}[{i}]", f"'{text}' is too wide (wider than a /{widest})")
     return addresses
 
 

@@ -22,7 +22,7 @@ from tests.conftest import SQL1, SQL2, SUB1
 Cap = pytest.CaptureFixture[str]
 
 
-def refused(result: Result, emu: Emulator, needle: str, code: int = 1) -> None:
+def assert_refused(result: Result, emu: Emulator, needle: str, code: int = 1) -> None:
     assert result.code == code, (result.code, result.err)
     assert "Traceback" not in result.err
     errors = [line for line in result.err.splitlines() if line.startswith("error:")]
@@ -100,14 +100,14 @@ CONFIGS = [
 def test_bad_config(text: str, needle: str, command: str, cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
     (tmp_path / "allowlist.toml").write_text(text)
     args = [command, "-c", "allowlist.toml"] + (["--yes"] if command == "apply" else [])
-    refused(cli(capsys, *args), cli_env, needle)
+    assert_refused(cli(capsys, *args), cli_env, needle)
     assert cli_env.requests == [], "a bad config never reaches ARM"
 
 
 def test_a_missing_or_unreadable_config(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
-    refused(cli(capsys, "plan", "-c", "nope.toml"), cli_env, "nope.toml: config file not found")
+    assert_refused(cli(capsys, "plan", "-c", "nope.toml"), cli_env, "nope.toml: config file not found")
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00")
-    refused(cli(capsys, "plan", "-c", "bin.toml"), cli_env, "cannot read the config file")
+    assert_refused(cli(capsys, "plan", "-c", "bin.toml"), cli_env, "cannot read the config file")
 
 
 # --- flags -----------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ FLAGS = [
 
 @pytest.mark.parametrize(("args", "needle"), FLAGS, ids=[f"flags-{i}" for i in range(len(FLAGS))])
 def test_bad_flags(args: list[str], needle: str, cli_env: Emulator, capsys: Cap) -> None:
-    refused(cli(capsys, *args), cli_env, needle)
+    assert_refused(cli(capsys, *args), cli_env, needle)
 
 
 # --- saved plans, edited between two pipeline stages -----------------------------------------------
@@ -238,7 +238,7 @@ def test_an_edited_saved_plan_is_refused(
     edit(saved)
     saved["digest"] = digest(saved)  # as someone who meant it would: the checks must not rely on the digest
     Path("plan.json").write_text(json.dumps(saved))
-    refused(cli(capsys, "apply", "plan.json"), cli_env, needle)
+    assert_refused(cli(capsys, "apply", "plan.json"), cli_env, needle)
 
 
 FILES = [
@@ -257,7 +257,7 @@ def test_a_damaged_plan_file_is_refused(
 ) -> None:
     path = Path("plan.json")
     path.write_text(change(path.read_text()))
-    refused(cli(capsys, "apply", "plan.json"), cli_env, needle)
+    assert_refused(cli(capsys, "apply", "plan.json"), cli_env, needle)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +274,7 @@ def test_a_damaged_plan_file_is_refused(
 def test_a_saved_plan_takes_no_policy_or_scope_flags(
     args: list[str], needle: str, saved: dict[str, Any], cli_env: Emulator, capsys: Cap
 ) -> None:
-    refused(cli(capsys, "apply", "plan.json", *args), cli_env, needle)
+    assert_refused(cli(capsys, "apply", "plan.json", *args), cli_env, needle)
 
 
 def test_runtime_flags_are_fine_with_a_saved_plan(saved: dict[str, Any], cli_env: Emulator, capsys: Cap) -> None:
@@ -307,7 +307,7 @@ def test_an_odd_address_property_makes_the_app_not_pinned_with_a_precise_reason(
         reason = "possibleOutboundIpAddresses is empty"
     else:
         reason = f"possibleOutboundIpAddresses is {TYPE_NAME[type(value)]}, not a list of addresses"
-    refused(result, cli_env, reason)
+    assert_refused(result, cli_env, reason)
     assert "web-b" in result.err
 
 
@@ -339,7 +339,7 @@ def test_an_odd_payload_out_of_scope_changes_nothing(
     config = write_config(tmp_path / "allowlist.toml", [block])
     result = cli(capsys, "plan", "-c", str(config))
     if "id" in overrides:  # a list item that names no site: which app it is cannot be known, so deletes wait
-        refused(result, cli_env, "1 listed site(s) are not readable app payloads")
+        assert_refused(result, cli_env, "1 listed site(s) are not readable app payloads")
     else:
         assert result.code == 0, result.err
         assert "Plan: 2 to add, 0 to remove." in result.out
@@ -364,7 +364,7 @@ def test_an_odd_firewall_rule_is_kept_counted_and_reported(
     config = write_config(tmp_path / "allowlist.toml", [{"name": "one", "targets": [SQL1], "subscriptions": [SUB1]}])
     result = cli(capsys, "plan", "-c", str(config), "--rule-limit", "4")
     assert "rule 'office' does not hold a readable IP range" in result.out
-    refused(result, cli_env, "would hold 5 firewall rules")  # it still counts toward the limit
+    assert_refused(result, cli_env, "would hold 5 firewall rules")  # it still counts toward the limit
 
 
 def test_an_odd_subscription_list_is_survived(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
@@ -383,7 +383,7 @@ def test_an_untrusted_certificate_fails_at_once_with_a_hint(
 ) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     result = cli(capsys, "plan", "-t", SQL1)
-    refused(result, cli_env, "TLS certificate is not trusted")
+    assert_refused(result, cli_env, "TLS certificate is not trusted")
     assert "REQUESTS_CA_BUNDLE" in result.err
 
 
@@ -392,7 +392,7 @@ def test_a_refused_connection_fails_at_once(cli_env: Emulator, monkeypatch: pyte
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("ALLOWLIST_ARM_ENDPOINT", f"https://127.0.0.1:{port}")
-    refused(cli(capsys, "plan", "-t", SQL1), cli_env, "nothing is listening at the endpoint")
+    assert_refused(cli(capsys, "plan", "-t", SQL1), cli_env, "nothing is listening at the endpoint")
 
 
 def test_an_unknown_host_fails_at_once(cli_env: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: Cap) -> None:
@@ -406,13 +406,13 @@ def test_an_unknown_host_fails_at_once(cli_env: Emulator, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.setenv("ALLOWLIST_ARM_ENDPOINT", "https://arm.invalid")
-    refused(cli(capsys, "plan", "-t", SQL1), cli_env, "host name does not resolve")
+    assert_refused(cli(capsys, "plan", "-t", SQL1), cli_env, "host name does not resolve")
 
 
 def test_a_missing_target_is_never_called_no_changes(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
     gone = SQL1.replace("sql-one", "sql-gone")
     result = cli(capsys, "plan", "-t", gone, "-o", "markdown")
-    refused(result, cli_env, "404")
+    assert_refused(result, cli_env, "404")
     assert (
         "No changes. The firewalls match" not in result.out
         and "Incomplete: 1 target(s) could not be read" in result.out
@@ -421,7 +421,7 @@ def test_a_missing_target_is_never_called_no_changes(cli_env: Emulator, tmp_path
 
 def test_the_timeout_bounds_a_run(cli_env: Emulator, capsys: Cap) -> None:
     cli_env.faults.config = FaultConfig(latency_ms=400)
-    refused(cli(capsys, "plan", "-t", SQL1, "--timeout", "1"), cli_env, "reached its --timeout")
+    assert_refused(cli(capsys, "plan", "-t", SQL1, "--timeout", "1"), cli_env, "reached its --timeout")
 
 
 def test_an_unexpected_error_is_one_line_and_exit_3(
@@ -432,5 +432,5 @@ def test_an_unexpected_error_is_one_line_and_exit_3(
 
     monkeypatch.setattr("allowlist.report.plan_text", broken)
     result = cli(capsys, "plan", "-t", SQL1)
-    refused(result, cli_env, "unexpected RuntimeError: a bug, with <redacted> inside", code=3)
+    assert_refused(result, cli_env, "unexpected RuntimeError: a bug, with <redacted> inside", code=3)
     assert "ALLOWLIST_DEBUG=1" in result.err
