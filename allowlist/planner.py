@@ -2,7 +2,8 @@
 
 The same code plans every back end from its Capabilities: named ranges (SQL, PostgreSQL, MySQL) are
 owned when their name parses as prefix + the range they hold; address lists (Cosmos DB, Storage)
-through the ledger in tags. What the plan finds is a list of typed findings; `gate.py` decides.
+through the ledger in tags. What the plan finds is a list of typed findings (`targetchecks.py` makes the
+per-target ones); `gate.py` decides.
 """
 
 from __future__ import annotations
@@ -23,18 +24,9 @@ from allowlist.gate import FORCEABLE, REFUSING
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue, ExistingRule, IpRange, TargetRef
 from allowlist.naming import list_entries, parse_rule_name, rule_name
 from allowlist.ordering import order_writes
+from allowlist.targetchecks import delete_threshold, list_findings, region_warnings, write_findings
 from allowlist.targets.base import Capabilities, Firewall
-from allowlist.targets.ledger import TAGS_MAX, ledger_tags
 from allowlist.targets.registry import capabilities as capabilities_of
-
-WIDEST_PREFIX = 16  # ranges wider than a /16 need allow_wide_ranges
-WIDEST_PREFIX_V6 = 64  # and IPv6 ranges wider than a /64
-
-
-def too_wide(rule_range: IpRange) -> bool:
-    bits, widest = (32, WIDEST_PREFIX) if rule_range.version == 4 else (128, WIDEST_PREFIX_V6)
-    return rule_range.size > int(2 ** (bits - widest))
-
 
 Action = Literal["create", "delete", "keep"]
 Ownership = Literal["managed", "tampered", "prefixed", "foreign"]
@@ -236,7 +228,7 @@ def plan_target(
     deletes, withheld = ([], stale) if incomplete else (stale, [])
     final_count = firewall.count + len(creates) - len(deletes)
     changes: list[Change] = creates + deletes
-    findings += _write_findings(settings, capabilities, creates, final_count, limit, len(unmanaged), tid, fit)
+    findings += write_findings(settings, capabilities, creates, final_count, limit, len(unmanaged), tid, fit)
     if capabilities.named_ranges and final_count <= limit:
         ordering = order_writes([r.range for r in existing], len(firewall.opaque), changes, limit, list(desired))
         changes = list(ordering.writes)
@@ -244,11 +236,11 @@ def plan_target(
             findings.append(Finding(Kind.NO_ROOM, f"at its limit of {limit} rules, no order of writes keeps every "
                                     f"needed address covered: it needs {ordering.short} more free rule(s) (remove "
                                     "rules, or raise rule_limit if the server allows more)", tid))  # fmt: skip
-    findings += _list_findings(capabilities, firewall, final_count, prefix, mine, creates, deletes, tid)
+    findings += list_findings(capabilities, firewall, final_count, prefix, mine, creates, deletes, tid)
     threshold = delete_threshold(len(managed), len(deletes), len(wanted), settings)
     if threshold:
         findings.append(Finding(Kind.DELETE_THRESHOLD, threshold, tid))
-    findings += [Finding(Kind.WARNING, w, tid) for w in _region_warnings(capabilities, firewall, apps)]
+    findings += [Finding(Kind.WARNING, w, tid) for w in region_warnings(capabilities, firewall, apps)]
     findings += [
         Finding(Kind.WARNING, f"{a.name} is not pinned ({a.reason}), acknowledged: {a.acknowledged}", tid)
         for a in apps
@@ -303,100 +295,6 @@ def fit_under_limit(
                   and part.end <= rule_range.end for a in needed}  # fmt: skip
         merged[rule_range] = tuple(sorted(inside, key=str.lower))
     return merged, found.merges, ""
-
-
-def _write_findings(
-    settings: Settings,
-    capabilities: Capabilities,
-    creates: list[Change],
-    final_count: int,
-    limit: int,
-    unmanaged: int,
-    tid: str,
-    hint: str = "",
-) -> list[Finding]:
-    found = [
-        Finding(
-            Kind.INVALID_NAME, f"rule name '{c.name}' is not valid for a {capabilities.label}: change the prefix", tid
-        )
-        for c in creates
-        if capabilities.named_ranges and not capabilities.valid_name(c.name)
-    ][:1]
-    if not settings.allow_wide_ranges:
-        found += [
-            Finding(Kind.WIDE_RANGE, f"range {c.range} holds {c.range.size} addresses, wider than a "
-                    f"/{WIDEST_PREFIX if c.range.version == 4 else WIDEST_PREFIX_V6}; set allow_wide_ranges to "
-                    "permit it", tid)
-            for c in creates
-            if too_wide(c.range)
-        ]  # fmt: skip
-    if final_count > limit:
-        found.append(Finding(Kind.RULE_LIMIT, f"would hold {final_count} firewall rules ({unmanaged} not managed by "
-                             f"allowlist), over the limit of {limit}{hint}", tid))  # fmt: skip
-    return found
-
-
-def _list_findings(
-    capabilities: Capabilities,
-    firewall: Firewall,
-    final_count: int,
-    prefix: str,
-    mine: list[ExistingRule],
-    creates: list[Change],
-    deletes: list[Change],
-    tid: str,
-) -> list[Finding]:
-    found = []
-    existing = firewall.count
-    if capabilities.empty_list_means_open and existing == 0 and creates:
-        found.append(
-            "it has no IP rules, so it accepts every address: adding rules would turn its firewall on and shut "
-            "out every other client; add a first rule yourself to opt in"
-        )
-    if capabilities.empty_list_means_open and existing > 0 and final_count == 0:
-        found.append("removing these would leave no IP rules, which opens it to every address")
-    if capabilities.named_ranges:
-        return [Finding(Kind.LIST_SAFETY, message, tid) for message in found]
-    owned_after = {r.name.casefold() for r in mine} - {c.name.casefold() for c in deletes}
-    owned_after |= {c.name.casefold() for c in creates}
-    ledger = len(ledger_tags(prefix, owned_after))
-    if firewall.tag_count + ledger > TAGS_MAX:
-        found.append(
-            f"the ownership ledger needs {ledger} tags and the account has {firewall.tag_count} others, "
-            f"over Azure's {TAGS_MAX} tags per resource"
-        )
-    return [Finding(Kind.LIST_SAFETY, message, tid) for message in found]
-
-
-def _region_warnings(capabilities: Capabilities, firewall: Firewall, apps: Sequence[AppEgress]) -> tuple[str, ...]:
-    endpoint = capabilities.service_endpoint
-    found = tuple(
-        f"{app.name}'s subnet has a service endpoint for {endpoint}: its traffic reaches the {capabilities.label} "
-        "from the VNet, so an IP rule will not match it (add a virtual network rule)"
-        for app in apps
-        if endpoint and endpoint in app.service_endpoints
-    )
-    if not capabilities.same_region_bypasses_rules or not firewall.location:
-        return found
-    here = firewall.location.replace(" ", "").lower()
-    return found + tuple(
-        f"{app.name} runs in {app.location}, the account's own region: Storage IP rules do not apply to "
-        "requests from the same region (use a virtual network rule or a private endpoint)"
-        for app in apps
-        if app.location.replace(" ", "").lower() == here
-    )
-
-
-def delete_threshold(managed: int, deletes: int, wanted: int, settings: Settings) -> str | None:
-    """octoDNS-style guard against a scope mistake wiping a firewall."""
-    if deletes and deletes == managed and not wanted:
-        return f"would remove all {managed} rules allowlist manages here and add none, force required"
-    if managed >= settings.min_managed_for_percent and deletes * 100 > settings.max_delete_percent * managed:
-        share = round(deletes * 100 / managed)
-        return (
-            f"Too many deletes, {share}% is over {settings.max_delete_percent:g}% ({deletes}/{managed}), force required"
-        )
-    return None
 
 
 def static_ranges(scope: Scope, target: TargetRef) -> list[tuple[IpRange, str]]:

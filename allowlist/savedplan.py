@@ -16,8 +16,9 @@ from allowlist.azure import ArmClients
 from allowlist.findings import Finding, Kind
 from allowlist.model import AppEgress, IpRange
 from allowlist.naming import parse_rule_name
-from allowlist.planner import WIDEST_PREFIX, Plan, TargetPlan, delete_threshold, ownership, too_wide
+from allowlist.planner import Plan, TargetPlan, ownership
 from allowlist.sync import make_plan
+from allowlist.targetchecks import WIDEST_PREFIX, delete_threshold, too_wide
 from allowlist.targets.addresslist import entry_range
 from allowlist.targets.base import Firewall
 from allowlist.targets.registry import capabilities
