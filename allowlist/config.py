@@ -5,214 +5,22 @@ Errors name the file, the key and the problem, e.g. `allowlist.toml: sync[1].tar
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import ipaddress
-import re
 import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from allowlist.errors import ConfigError
-from allowlist.model import AppEgress, TargetRef
-from allowlist.targets.registry import parse_target
-
-AddressSource = Literal["possible", "current"]
-Source = Literal["arm", "resource-graph"]
-RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:;\\/?]")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Policy (what a plan decides, recorded in a saved plan) and runtime (how a run executes, not recorded)."""
-
-    # Policy
-    prefix: str = "allowlist-"
-    addresses: AddressSource = "possible"
-    max_delete_percent: float = 30.0
-    min_managed_for_percent: int = 10  # below this many managed rules the share check does not apply
-    rule_limit: int | None = None  # None: each back end's own (SQL 128, Storage 400 ...)
-    allow_wide_ranges: bool = False  # ranges wider than a /16 need this
-    # Functions on Consumption / Elastic Premium and Logic Apps Standard: their list is the documented
-    # superset but "not a definitive allowlist"; true: use it (with a warning), false: treat as unknown.
-    functions_pinned: bool = True
-    # Over the rule limit: merge neighbouring ranges by least exposure instead of refusing (opt in).
-    compress: bool = False
-    max_merge_gap: int = 256  # never merge across a gap of more addresses than this
-    headroom: int = 0  # rules kept free for people under every limit
-    restriction_priority: int = 65000  # App Service access restrictions allowlist writes take this priority
-    # Runtime
-    concurrency: int = 8
-    retry_total: int = 6
-    retry_backoff: float = 0.8
-    poll_interval: float = 5.0  # seconds between polls of a long-running write (unless ARM says)
-    operation_timeout: float = 900.0  # longest wait for one long-running write
-    timeout: float | None = None  # longest a whole run may take; None: no bound
-    lease_seconds: float = 600.0  # how long a target's lease lasts unless renewed
-    source: Source = "arm"  # "arm": paged lists per subscription; "resource-graph": a few paged queries
-
-    def __post_init__(self) -> None:
-        check_prefix(self.prefix)
-
-    def policy(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in POLICY_KEYS}
-
-
-POLICY_KEYS = (
-    "prefix",
-    "addresses",
-    "max_delete_percent",
-    "min_managed_for_percent",
-    "rule_limit",
-    "allow_wide_ranges",
-    "functions_pinned",
-    "compress",
-    "max_merge_gap",
-    "headroom",
-    "restriction_priority",
+from allowlist.scope import (
+    Acknowledgement,
+    DeclaredEgress,
+    Scope,
+    Selector,
+    Settings,
+    SyncBlock,
 )
-
-
-def check_prefix(prefix: str) -> None:
-    if not prefix or not prefix.strip():
-        raise ConfigError("the rule prefix cannot be empty: it is how allowlist knows which rules it owns")
-    if RULE_NAME_FORBIDDEN.search(prefix):
-        raise ConfigError(f"the rule prefix '{prefix}' contains a character SQL rule names cannot hold (<>*%&:;\\/?)")
-    if len(prefix) > 96:
-        raise ConfigError(f"the rule prefix '{prefix}' is longer than 96 characters; rule names may hold 128")
-
-
-@dataclass(frozen=True)
-class Selector:
-    """Which apps: every field narrows; empty means any. Globs match without case."""
-
-    subscriptions: tuple[str, ...] = ()  # empty: every subscription the credential can see
-    resource_groups: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()  # site names; "site/slot" for a slot
-    tags: tuple[tuple[str, str], ...] = ()  # every tag must match; value "*" means "present"
-    kinds: tuple[str, ...] = ()  # tokens of ARM's kind: app, functionapp, linux, container ...
-    slots: bool = True
-
-    def covers_subscription(self, subscription_id: str) -> bool:
-        return not self.subscriptions or subscription_id.lower() in self.subscriptions
-
-    def matches_site(self, app: AppEgress) -> bool:
-        """Everything but the slot rule, so slots are only listed for sites in scope. Cheapest tests first:
-        most apps fail on their subscription."""
-        if not self.covers_subscription(app.subscription_id):
-            return False
-        if not _any_glob(self.resource_groups, app.resource_group):
-            return False
-        if self.names and not (_any_glob(self.names, app.site_name) or _any_glob(self.names, app.name)):
-            return False
-        if self.tags:
-            tags = {k.lower(): v for k, v in app.tags}
-            if not all(k.lower() in tags and (v == "*" or tags[k.lower()] == v) for k, v in self.tags):
-                return False
-        return not self.kinds or any(t.strip().lower() in self.kinds for t in app.kind.split(","))
-
-    def matches(self, app: AppEgress) -> bool:
-        return self.matches_site(app) and (self.slots or app.slot is None)
-
-
-def _any_glob(patterns: tuple[str, ...], value: str) -> bool:
-    return not patterns or any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
-
-
-@dataclass(frozen=True)
-class SyncBlock:
-    name: str
-    targets: tuple[TargetRef, ...]
-    selector: Selector
-    compress: bool = False  # merge ranges to fit the limit on this block's targets
-    addresses: tuple[str, ...] = ()  # fixed addresses or CIDRs (office VPN, build agents), owned like app ones
-    label: str = ""  # what those addresses are, shown in plans
-    selects_apps: bool = True  # False: a block of fixed addresses only
-
-
-@dataclass(frozen=True)
-class DeclaredEgress:
-    """Egress ARM cannot show (a third-party firewall, forced tunnelling), declared in config."""
-
-    name: str
-    addresses: tuple[str, ...]  # public IPv4 addresses or CIDRs
-    subnets: tuple[str, ...] = ()  # integration subnets (resource IDs, lower-case) ...
-    selector: Selector | None = None  # ... or the apps it applies to
-
-
-@dataclass(frozen=True)
-class Acknowledgement:
-    """Apps known not to be pinned: still reported, but they no longer withhold deletes or fail the run."""
-
-    selector: Selector
-    reason: str
-
-
-@dataclass(frozen=True)
-class Scope:
-    settings: Settings = field(default_factory=Settings)
-    blocks: tuple[SyncBlock, ...] = ()
-    egress: tuple[DeclaredEgress, ...] = ()
-    acknowledged: tuple[Acknowledgement, ...] = ()
-
-    @property
-    def targets(self) -> tuple[TargetRef, ...]:
-        unique = {t.key: t for block in self.blocks for t in block.targets}
-        return tuple(sorted(unique.values(), key=lambda t: t.key))
-
-    @property
-    def all_subscriptions(self) -> bool:
-        return any(not b.selector.subscriptions for b in self.blocks if b.selects_apps)
-
-    @property
-    def subscriptions(self) -> tuple[str, ...]:
-        return tuple(sorted({s for b in self.blocks if b.selects_apps for s in b.selector.subscriptions}))
-
-    def blocks_for(self, target: TargetRef) -> tuple[SyncBlock, ...]:
-        return tuple(b for b in self.blocks if any(t.key == target.key for t in b.targets))
-
-    @functools.cached_property
-    def _by_subscription(self) -> tuple[dict[str, list[int]], list[int]]:
-        by_subscription: dict[str, list[int]] = {}
-        anywhere: list[int] = []
-        for i, block in enumerate(self.blocks):
-            if not block.selects_apps:
-                continue
-            for sub in block.selector.subscriptions:
-                by_subscription.setdefault(sub, []).append(i)
-            if not block.selector.subscriptions:
-                anywhere.append(i)
-        return by_subscription, anywhere
-
-    def candidate_blocks(self, subscription_id: str) -> list[int]:
-        """The blocks that may select an app of this subscription: an app is never matched against the rest."""
-        by_subscription, anywhere = self._by_subscription
-        return by_subscription.get(subscription_id, []) + anywhere
-
-    def selects(self, app: AppEgress) -> bool:
-        return any(self.blocks[i].selector.matches(app) for i in self.candidate_blocks(app.subscription_id))
-
-    def wants_slots_of(self, site: AppEgress) -> bool:
-        return any(
-            self.blocks[i].selector.slots and self.blocks[i].selector.matches_site(site)
-            for i in self.candidate_blocks(site.subscription_id)
-        )
-
-    def apps_by_target(self, apps: Sequence[AppEgress]) -> dict[str, list[AppEgress]]:
-        """Which apps feed each target, deciding each app's blocks once (never apps x targets)."""
-        per_block: list[list[AppEgress]] = [[] for _ in self.blocks]
-        for app in apps:
-            for i in self.candidate_blocks(app.subscription_id):
-                if self.blocks[i].selector.matches(app):
-                    per_block[i].append(app)
-        found: dict[str, dict[str, AppEgress]] = {t.key: {} for t in self.targets}
-        for block, members in zip(self.blocks, per_block, strict=True):
-            for target in {t.key for t in block.targets}:
-                found[target].update((a.id.lower(), a) for a in members)
-        return {key: sorted(members.values(), key=lambda a: a.id.lower()) for key, members in found.items()}
-
+from allowlist.targets.registry import parse_target
 
 SETTINGS_KEYS: dict[str, type | tuple[type, ...]] = {
     "prefix": str, "addresses": str, "max_delete_percent": (int, float), "min_managed_for_percent": int,

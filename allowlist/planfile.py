@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from allowlist.compress import Merge
-from allowlist.config import POLICY_KEYS, Scope, Selector, Settings, build_scope, override_settings
+from allowlist.config import build_scope, override_settings
 from allowlist.errors import ConfigError, PlanFileError
 from allowlist.findings import Finding, Kind
 from allowlist.model import AppEgress, DiscoveryIssue, ExistingRule, IpRange
 from allowlist.planner import Change, Plan, TargetPlan
+from allowlist.scope import POLICY_KEYS, Scope, Selector, Settings
 from allowlist.targets.registry import parse_target
 
 FORMAT = "allowlist-plan"

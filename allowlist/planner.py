@@ -18,12 +18,12 @@ from typing import Literal
 from allowlist.addresses import ipv4_number, merge_numbers
 from allowlist.compress import Merge
 from allowlist.compress import compress as squeeze
-from allowlist.config import Scope, Settings
 from allowlist.findings import Finding, Kind
 from allowlist.gate import FORCEABLE, REFUSING
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue, ExistingRule, IpRange, TargetRef
 from allowlist.naming import list_entries, parse_rule_name, rule_name
 from allowlist.ordering import order_writes
+from allowlist.scope import Scope, Settings
 from allowlist.targetchecks import delete_threshold, list_findings, region_warnings, write_findings
 from allowlist.targets.base import Capabilities, Firewall
 from allowlist.targets.registry import capabilities as capabilities_of

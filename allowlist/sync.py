@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients
-from allowlist.config import Scope
 from allowlist.model import Discovery, Progress, TargetRef
 from allowlist.planner import Plan, build_plan
+from allowlist.scope import Scope
 from allowlist.sources.appservice import discover
 from allowlist.targets.base import Firewall
 from allowlist.targets.registry import open_target

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from allowlist.config import Settings
 from allowlist.findings import Finding, Kind
 from allowlist.model import AppEgress, ExistingRule, IpRange
+from allowlist.scope import Settings
 from allowlist.targets.base import Capabilities, Firewall
 from allowlist.targets.ledger import TAGS_MAX, ledger_tags
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from allowlist.azure import ArmClients, ArmSettings, StaticTokenCredential
-from allowlist.config import Scope, Selector, Settings, SyncBlock
 from allowlist.emulator import Emulator, FaultConfig
 from allowlist.emulator.generate import generate_estate
 from allowlist.model import TargetRef
+from allowlist.scope import Scope, Selector, Settings, SyncBlock
 from allowlist.sources.appservice import to_egress
 from allowlist.sync import make_plan
 from allowlist.targets.registry import parse_target

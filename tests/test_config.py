@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from allowlist.config import Settings, build_scope, load_scope, scope_from_flags
+from allowlist.config import build_scope, load_scope, scope_from_flags
 from allowlist.errors import ConfigError
 from allowlist.model import AppEgress
+from allowlist.scope import Settings
 from allowlist.targets.registry import parse_target
 from tests.conftest import SQL1, SQL2, SUB1
 

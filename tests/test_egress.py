@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from allowlist.config import Settings, build_scope
+from allowlist.config import build_scope
 from allowlist.emulator import Emulator
 from allowlist.model import AppEgress, Egress
+from allowlist.scope import Settings
 from allowlist.sources.egress import Routing, decide
 from tests.cli_helpers import cli, rules, write_config
 from tests.conftest import SQL1, SUB1, base_estate, site

@@ -15,12 +15,13 @@ import pytest
 
 from allowlist.apply import ApplyResult, apply_plan
 from allowlist.azure import ArmClients
-from allowlist.config import Scope, build_scope
+from allowlist.config import build_scope
 from allowlist.emulator import Emulator, FaultConfig, build_estate
 from allowlist.emulator.http import Request
 from allowlist.emulator.state import SQL, FirewallRule
 from allowlist.findings import Kind
 from allowlist.planner import build_plan
+from allowlist.scope import Scope
 from allowlist.sources.appservice import discover
 from allowlist.sync import make_plan, read_targets
 from tests.cli_helpers import any_writes, cli, rules, write_config, writes

@@ -6,12 +6,13 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from allowlist.config import Settings, build_scope
+from allowlist.config import build_scope
 from allowlist.findings import Kind
 from allowlist.model import Discovery, DiscoveryIssue, ExistingRule, IpRange
 from allowlist.naming import parse_rule_name, rule_name
 from allowlist.planfile import load_plan, plan_to_json, save_plan
 from allowlist.planner import build_plan, desired_ranges, plan_target
+from allowlist.scope import Settings
 from allowlist.targets.base import Firewall
 from allowlist.targets.registry import capabilities, parse_target
 from tests.conftest import SQL1, SUB1, SUB2
@@ -253,7 +254,7 @@ def test_the_ledger_must_fit_in_the_tags_left() -> None:
 
 
 def test_names_the_service_refuses_block_the_plan() -> None:
-    from allowlist.config import Settings as Cfg
+    from allowlist.scope import Settings as Cfg
 
     p = plan_target(TARGET, desired_ranges([app("a", ipv4=("20.0.0.1",))]), Firewall(()), Cfg(prefix="a.b-"), PG)
     assert "rule name 'a.b-20_0_0_1' is not valid for a PostgreSQL flexible server" in p.blockers[0]

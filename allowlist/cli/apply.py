@@ -34,11 +34,11 @@ def apply(
 ) -> int:
     """Create the missing rules, then remove the stale ones allowlist owns. Asks first unless --yes."""
     from allowlist.apply import apply_plan
-    from allowlist.config import Settings
     from allowlist.gate import Mode, decide
     from allowlist.planfile import load_plan, plan_to_data
     from allowlist.report import render_plan, render_result, result_to_data
     from allowlist.savedplan import recheck
+    from allowlist.scope import Settings
 
     fmt, verbose = common.format, common.verbose
     mode: Mode = "apply"

@@ -9,9 +9,10 @@ def demo(output: o.OutputOpt = o.OutputFormat.text, verbose: o.VerboseOpt = Fals
     """Start the emulator with the demo estate, then run ips, plan, apply --yes, and plan again."""
     from allowlist.apply import apply_plan
     from allowlist.azure import ArmClients, ArmSettings, StaticTokenCredential
-    from allowlist.config import Scope, Selector, SyncBlock, load_scope
+    from allowlist.config import load_scope
     from allowlist.emulator import Emulator, demo_estate_path, load_estate
     from allowlist.report import render_apps, render_plan, render_result
+    from allowlist.scope import Scope, Selector, SyncBlock
     from allowlist.sources.appservice import discover
     from allowlist.sync import make_plan
 

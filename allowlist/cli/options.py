@@ -20,10 +20,10 @@ from allowlist.errors import ConfigError
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
-    from allowlist.config import Scope, Settings
     from allowlist.model import Progress
     from allowlist.planner import Plan
     from allowlist.report import Format
+    from allowlist.scope import Scope, Settings
 
 DEFAULT_CONFIG = Path("allowlist.toml")
 SCOPE = "Scope (one-off, instead of the config's [[sync]] blocks)"
@@ -314,7 +314,8 @@ def _flag_default(value: Any) -> Any:
 
 def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
     """Config file first; selector flags replace its [[sync]] blocks; setting flags override [settings]."""
-    from allowlist.config import Scope, load_scope, override_settings, scope_from_flags
+    from allowlist.config import load_scope, override_settings, scope_from_flags
+    from allowlist.scope import Scope
 
     path = flags.config
     if path is None and DEFAULT_CONFIG.exists():

@@ -17,8 +17,8 @@ from urllib.parse import quote
 from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients, list_raw
-from allowlist.config import AddressSource, Scope, Settings
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue, Progress
+from allowlist.scope import AddressSource, Scope, Settings
 from allowlist.sources.egress import Routing, decide
 from allowlist.sources.network import NetworkResolver
 

@@ -17,8 +17,8 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from allowlist.config import Acknowledgement, DeclaredEgress, Settings
 from allowlist.model import AppEgress, Egress
+from allowlist.scope import Acknowledgement, DeclaredEgress, Settings
 
 # Function and workflow plans whose list the Functions documentation calls "not a definitive allowlist".
 UNSURE_FUNCTION_SKUS = {

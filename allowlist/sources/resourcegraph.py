@@ -14,8 +14,8 @@ from typing import Any
 
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients
-from allowlist.config import Scope
 from allowlist.model import AppEgress, DiscoveryIssue, Progress
+from allowlist.scope import Scope
 from allowlist.sources.egress import Routing
 from allowlist.sources.network import NetworkResolver
 
