@@ -54,6 +54,7 @@ class TargetPlan:
     error: str | None = None  # the target's rules could not be read
     existing_count: int = 0
     merges: tuple[Merge, ...] = ()  # rules merged from several ranges to fit the limit (compress)
+    entries: tuple[str, ...] = ()  # access restrictions as read (JSON), so a render can write the list whole
 
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action == action)
@@ -257,6 +258,7 @@ def plan_target(
         findings=tuple(findings),
         existing_count=firewall.count,
         merges=merges,
+        entries=firewall.entries,
     )
 
 

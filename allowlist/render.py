@@ -1,7 +1,7 @@
 """Rendering a Plan's desired rules as infrastructure code through the Jinja2 templates in templates/.
 
 A format is a folder of `*.j2` files. A file whose name holds `{target}` is rendered once per target
-server (`{target}` becomes the server name); any other is rendered once. The variables every template
+(`{target}` becomes its file name, `app.slot` for a slot); any other is rendered once. The variables every template
 gets are built by `template_context` and documented in the README.
 """
 
@@ -11,6 +11,7 @@ import csv
 import io
 import ipaddress
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from allowlist.gate import decide
 from allowlist.planner import Change, Plan, TargetPlan
 from allowlist.targets.ledger import ledger_tags
 from allowlist.targets.registry import BACKENDS
+from allowlist.targets.webapp import cidrs, restriction, with_rule, without_rule
 
 RULE_COLLECTION = {4: "firewallRules", 6: "ipv6FirewallRules"}
 FORMATS = ("terraform", "bicep", "arm", "azcli", "powershell", "csv", "json")
@@ -60,7 +62,11 @@ def _rule(change: Change, target: TargetPlan) -> dict[str, Any]:
         "apps": list(change.apps),
         "exists": change.action != "create",
         "version": change.range.version,
-        "id": f"{target.target.id}/{RULE_COLLECTION[change.range.version]}/{change.name}",
+        "cidrs": cidrs(change.range),  # the range as CIDRs, comma-separated, as access restrictions take it
+        # an access restriction is an entry of config/web, not a resource of its own
+        "id": f"{target.target.id}/config/web"
+        if target.target.kind == "webapp"
+        else f"{target.target.id}/{RULE_COLLECTION[change.range.version]}/{change.name}",
     }
 
 
@@ -80,6 +86,10 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
             {
                 "id": t.target.id,
                 "name": t.target.name,
+                "file": t.target.name.replace("/slots/", "."),  # a slot's files sit beside its app's
+                "restrictions": restrictions(t, plan.settings.restriction_priority)
+                if t.target.kind == "webapp"
+                else [],
                 "type": t.target.type,
                 "subscription_id": t.target.subscription_id,
                 "resource_group": t.target.resource_group,
@@ -108,6 +118,7 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
         "scope": options.scope,
         "timestamp": options.timestamp,
         "prefix": plan.settings.prefix,
+        "restriction_priority": plan.settings.restriction_priority,
         "addresses": "possibleOutboundIpAddresses" if plan.settings.addresses == "possible" else "outboundIpAddresses",
         "with_imports": options.with_imports,
         "targets": targets,
@@ -122,6 +133,17 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
             for a in plan.apps
         ],
     }
+
+
+def restrictions(t: TargetPlan, priority: int) -> list[dict[str, Any]]:
+    """An app's whole access-restriction list after apply: every entry as read, byte for byte, in its order,
+    without the stale rules allowlist made, then the new ones (as apply edits it, see targets/webapp.py)."""
+    entries = [json.loads(e) for e in t.entries]
+    for change in t.of("delete"):
+        entries = without_rule(entries, change.name, change.range)
+    for change in t.of("create"):
+        entries = with_rule(entries, restriction(change.name, change.range, priority))
+    return entries
 
 
 def _entry_order(entry: str) -> tuple[int, int, str]:
@@ -148,6 +170,48 @@ def _hcl(value: str) -> str:
 
 def _bicep(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${") + "'"
+
+
+def _json_line(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+_BICEP_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _bicep_value(value: Any, depth: int = 0) -> str:
+    """Any JSON value as a Bicep literal (objects and arrays one item per line), for lists kept whole."""
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        keys = [k if _BICEP_KEY.match(k) else _bicep(k) for k in value]
+        items = "".join(
+            f"{inner}{k}: {_bicep_value(v, depth + 1)}\n" for k, v in zip(keys, value.values(), strict=True)
+        )
+        return "{\n" + items + pad + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        return "[\n" + "".join(f"{inner}{_bicep_value(v, depth + 1)}\n" for v in value) + pad + "]"
+    if isinstance(value, str):
+        return _bicep(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return json.dumps(value)  # numbers
+
+
+def _arm_literal(value: Any) -> Any:
+    """ARM reads a string in [brackets] as an expression; "[[" keeps one literal (e.g. a description)."""
+    if isinstance(value, dict):
+        return {k: _arm_literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arm_literal(v) for v in value]
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        return "[" + value
+    return value
 
 
 def _ps(value: str) -> str:
@@ -186,7 +250,8 @@ def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(json=_json, hcl=_hcl, bicep=_bicep, sh=shlex.quote, ps=_ps, csv=_csv)
+    env.filters.update(json=_json, json_line=_json_line, hcl=_hcl, bicep=_bicep, bicep_value=_bicep_value,
+                       arm_literal=_arm_literal, sh=shlex.quote, ps=_ps, csv=_csv)  # fmt: skip
     env.globals["fail"] = _fail
     context = template_context(plan, options)
     files: dict[str, str] = {}
@@ -197,7 +262,7 @@ def render(plan: Plan, options: RenderOptions) -> dict[str, str]:
             template = env.get_template(template_name)
             if "{target}" in out_name:
                 for target in context["targets"]:
-                    files[out_name.replace("{target}", target["name"])] = template.render(context, target=target)
+                    files[out_name.replace("{target}", target["file"])] = template.render(context, target=target)
             else:
                 files[out_name] = template.render(context)
         except RenderError as exc:

@@ -255,13 +255,3 @@ def test_access_restrictions_keep_every_entry_allowlist_did_not_write(
     assert [(e["name"], e["ipAddress"]) for e in site.ip_security_restrictions[3:]] == [
         ("allowlist-88.0.0.1", "88.0.0.1/32")
     ]
-
-
-def test_access_restrictions_render_only_as_inventories(env: Emulator, tmp_path: Path, capsys: Cap) -> None:
-    config = config_for(tmp_path, API)
-    for fmt in ("terraform", "bicep", "arm", "azcli", "powershell"):
-        refused = cli(capsys, "render", "-c", config, "--format", fmt, "--out", str(tmp_path / fmt))
-        assert refused.code == 1 and "web-b" in refused.err, (fmt, refused.err)
-        assert not (tmp_path / fmt).exists()
-    inventory = cli(capsys, "render", "-c", config, "--format", "json").json()
-    assert inventory["targets"][0]["kind"] == "webapp"

@@ -68,6 +68,10 @@ CONFIGS = [
         '[[sync]]\ntargets = ["/subscriptions/s/resourceGroups/g/providers/Microsoft.Foo/bars/x"]\n',
         "Microsoft.Foo/bars is not a supported target",
     ),
+    (
+        '[[sync]]\ntargets = ["/subscriptions/s/resourceGroups/g/providers/Microsoft.Sql/servers/x/slots/y"]\n',
+        "only App Service apps have deployment slots",
+    ),
     (SYNC + "bogus = 1\n", "sync[0].bogus: unknown key"),
     (SYNC + "tags = 3\n", "sync[0].tags: must be a table of strings"),
     (SYNC + "tags = { team = 1 }\n", "sync[0].tags: must be a table of strings"),

@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ import pytest
 from allowlist.emulator import Emulator
 from allowlist.emulator.state import FirewallRule
 from allowlist.render import FORMATS
+from allowlist.targets.webapp import restriction_range
 from tests.cli_helpers import cli, write_config
 from tests.conftest import SQL1, SQL2
-from tests.test_backends import ALL, backend_estate
+from tests.test_backends import ALL, API, backend_estate
 
 Cap = pytest.CaptureFixture[str]
 GOLDEN = Path(__file__).parent / "golden" / "render"
@@ -41,8 +43,7 @@ def config(cli_env: Emulator, tmp_path: Path) -> Path:
     rules = cli_env.state.servers[SQL1.lower()].rules
     rules["allowlist-30.0.0.1"] = FirewallRule("allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1")
     rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
-    # Access restrictions are refused by the IaC formats (test_backends shows it).
-    targets = [SQL1, SQL2, *(target for kind, target in ALL.items() if kind != "webapp")]
+    targets = [SQL1, SQL2, *ALL.values()]
     return write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": targets}], poll_interval=0)
 
 
@@ -63,7 +64,7 @@ def managed_after_apply(emu: Emulator, capsys: Cap) -> set[Rule]:
         (resource_id.rsplit("/", 1)[-1], r["name"], r["start"], r["end"])
         for resource_id, rules in emu.state.snapshot().items()
         for r in rules
-        if r["name"].startswith(("allowlist-", "allowlist_")) or resource_id in lists
+        if r["name"].startswith(("allowlist-", "allowlist_")) or resource_id in lists or resource_id == API
     }
 
 
@@ -95,9 +96,10 @@ def test_every_format_holds_exactly_what_apply_makes(
     assert ("sql-one", "allowlist-30.0.0.1", "30.0.0.1", "30.0.0.1") in after_apply  # kept
     assert not any(r[1] == "allowlist-5.5.5.5" for r in after_apply)  # removed
     assert ("pg-one", "allowlist-20_0_0_1-20_0_0_3", "20.0.0.1", "20.0.0.3") in after_apply
-    foreign = {r for r in after_apply if r[1] == "198.51.100.7"}  # kept in the lists, not allowlist's
-    assert len(foreign) == 3  # Cosmos DB, Storage and Key Vault each keep someone's entry
-    for fmt in ("terraform", "arm", "bicep"):  # whole lists, as the account resources hold them
+    foreign = {r for r in after_apply if r[1] in ("198.51.100.7", "office")}  # kept in the lists, not allowlist's
+    assert len(foreign) == 4  # Cosmos DB, Storage, Key Vault and the app's restrictions each keep someone's entry
+    assert ("web-b", "allowlist-20.0.0.1-20.0.0.3", "20.0.0.1", "20.0.0.3") in after_apply
+    for fmt in ("terraform", "arm", "bicep"):  # whole lists, as the account resources and config/web hold them
         assert parsed[fmt] == after_apply, fmt
     for fmt in ("azcli", "csv", "json"):  # allowlist's own rules and entries
         assert parsed[fmt] == after_apply - foreign, fmt
@@ -128,12 +130,74 @@ def parse_terraform(files: dict[str, str]) -> set[Rule]:
     for kind in ("cosmosdb_ip_range_filter", "storage_ip_rules", "key_vault_ip_rules"):
         for account_id, entries in local_values[f"allowlist_{kind}"].items():
             found |= {_entry(unquote(account_id).rsplit("/", 1)[-1], unquote(e)) for e in entries}
+    for config_id, value in local_values.get("allowlist_access_restrictions", {}).items():
+        assert unquote(value["type"]) == "Microsoft.Web/sites/config@2025-05-01"
+        found |= restriction_rules(unquote(config_id).split("/")[-3], json.loads(hcl_string(value["restrictions"])))
     resources = {unquote(k): v for block in data["resource"] for k, v in block.items()}
     assert (
         resources["azurerm_mssql_firewall_rule"]['"allowlist"']["for_each"] == "${local.allowlist_sql_firewall_rules}"
     )
     assert "azurerm_postgresql_flexible_server_firewall_rule" in resources
     return found
+
+
+def restriction_rules(app: str, entries: list[dict[str, Any]]) -> set[Rule]:
+    """An access-restriction list as rules: every entry that is an IP range."""
+    found = set()
+    for e in entries:
+        r = restriction_range(e)
+        if r is not None:
+            found.add((app, e["name"], str(ipaddress.ip_address(r.first)), str(ipaddress.ip_address(r.last))))
+    return found
+
+
+def hcl_string(literal: str) -> str:
+    """A quoted HCL string as Terraform reads it: "$${" and "%%{" are a literal "${" and "%{"."""
+    return str(json.loads(literal)).replace("$${", "${").replace("%%{", "%{")
+
+
+def arm_unescape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: arm_unescape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [arm_unescape(v) for v in value]
+    return value[1:] if isinstance(value, str) and value.startswith("[[") else value
+
+
+BICEP_TOKEN = re.compile(r"\s*(?:(?P<open>[{\[])|(?P<close>[}\]])|(?P<key>[A-Za-z_]\w*|'(?:[^'\\]|\\.)*'):(?!\S)"
+                         r"|(?P<string>'(?:[^'\\]|\\.)*')|(?P<word>true|false|null|-?[\d.]+))")  # fmt: skip
+
+
+def parse_bicep_value(text: str) -> Any:
+    """The Bicep literals render writes (one item per line), read back as JSON values."""
+
+    def string(token: str) -> str:
+        return re.sub(r"\\(.)", r"\1", token[1:-1])
+
+    def value(pos: int) -> tuple[Any, int]:
+        m = BICEP_TOKEN.match(text, pos)
+        assert m is not None, text[pos : pos + 40]
+        if m["string"]:
+            return string(m["string"]), m.end()
+        if m["word"]:
+            return json.loads(m["word"]), m.end()
+        assert m["open"], text[pos : pos + 40]
+        items: Any = {} if m["open"] == "{" else []
+        pos = m.end()
+        while True:
+            m = BICEP_TOKEN.match(text, pos)
+            assert m is not None, text[pos : pos + 40]
+            if m["close"]:
+                return items, m.end()
+            if isinstance(items, dict):
+                assert m["key"], text[pos : pos + 40]
+                key = string(m["key"]) if m["key"].startswith("'") else m["key"]
+                items[key], pos = value(m.end())
+            else:
+                item, pos = value(pos)
+                items.append(item)
+
+    return value(0)[0]
 
 
 def _entry(account: str, entry: str) -> Rule:
@@ -145,7 +209,11 @@ def parse_arm(files: dict[str, str]) -> set[Rule]:
     found = set()
     for name, text in files.items():
         template = json.loads(text)
-        if "resources" in template:  # a deployable template for a server
+        if template.get("resources", [{}])[0].get("type", "").endswith("/config"):  # an app's access restrictions
+            app = template["parameters"]["appName"]["defaultValue"]
+            entries = arm_unescape(template["resources"][0]["properties"]["ipSecurityRestrictions"])
+            found |= restriction_rules(app, entries)
+        elif "resources" in template:  # a deployable template for a server
             server = template["parameters"]["serverName"]["defaultValue"]
             assert template["resources"][0]["type"].endswith("/firewallRules")
             found |= {
@@ -161,6 +229,11 @@ def parse_arm(files: dict[str, str]) -> set[Rule]:
 def parse_bicep(files: dict[str, str]) -> set[Rule]:
     found = set()
     for name, text in files.items():
+        app = re.search(r"param appName string = '([^']+)'", text)
+        if app is not None:
+            listed = text[text.index("ipSecurityRestrictions: ") + len("ipSecurityRestrictions: ") :]
+            found |= restriction_rules(app.group(1), parse_bicep_value(listed))
+            continue
         server = re.search(r"param serverName string = '([^']+)'", text)
         if server is None:  # an account: the exported list
             account = name[: -len(".bicep")]
@@ -187,6 +260,12 @@ def parse_azcli(files: dict[str, str]) -> set[Rule]:
         server, triples = (words[2], words[3:]) if function in ("server", "redis") else (words[0], words[2:])
         server = server.rsplit("/", 1)[-1]
         found |= {(server, *triples[i : i + 3]) for i in range(0, len(triples), 3)}  # type: ignore[misc]
+    for call in re.findall(r"^sync_restrictions (.*?)(?:\n\n|\Z)", joined, re.S | re.M):
+        words = shlex.split(call)
+        words = words[: words.index("--")]
+        app, pairs = words[2], words[5:]  # SUBSCRIPTION GROUP APP SLOT PRIORITY [NAME CIDRS]...
+        for name, listed in zip(pairs[::2], pairs[1::2], strict=True):
+            found |= restriction_rules(app, [{"name": name, "ipAddress": listed, "action": "Allow"}])
     return found
 
 
@@ -299,5 +378,59 @@ def test_incomplete_discovery_fails_the_render(cli_env: Emulator, tmp_path: Path
 def test_render_usage_errors(config: Path, capsys: Cap) -> None:
     assert "unknown format 'yaml'" in cli(capsys, "render", "-f", "yaml", "-c", "allowlist.toml").err
     many = cli(capsys, "render", "-f", "bicep", "-c", "allowlist.toml")
-    assert many.code == 1 and "bicep writes 8 files here (one per server): give --out DIR" in many.err
+    assert many.code == 1 and "bicep writes 9 files here (one per target): give --out DIR" in many.err
     assert cli(capsys, "render", "-c", "allowlist.toml").code == 1  # --format is required
+
+
+ODD_ENTRIES = [  # what people put in access restrictions: every one must come back exactly as it was
+    {"name": "office", "ipAddress": "198.51.100.0/24", "action": "Allow", "priority": 100, "tag": "Default"},
+    {"name": "block", "ipAddress": "203.0.113.0/24", "action": "Deny", "priority": 50, "tag": "Default",
+     "description": "[legacy] ${not.a.variable} %{nor} 'quoted' \\ back"},
+    {"name": "front-door", "ipAddress": "AzureFrontDoor.Backend", "action": "Allow", "priority": 200,
+     "tag": "ServiceTag", "headers": {"x-azure-fdid": ["0000", "1111"]}},
+    {"name": "[bracketed]", "ipAddress": "192.0.2.0/24", "action": "Allow", "priority": 300, "tag": "Default"},
+    {"name": "vnet", "vnetSubnetResourceId": f"{API}/../subnets/x", "action": "Allow", "priority": 400,
+     "tag": "Default", "ipAddress": None},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("slot", [False, True], ids=["app", "slot"])
+def test_access_restrictions_render_as_the_whole_list_apply_leaves(
+    cli_env: Emulator, tmp_path: Path, capsys: Cap, slot: bool
+) -> None:
+    """terraform, arm and bicep write an app's (or a slot's) whole list: exactly what apply leaves there."""
+    site = cli_env.state.sites[API.lower()]
+    app = site.slots.setdefault("qa", replace(site, slot="qa", slots={})) if slot else site
+    app.ip_security_restrictions[:] = [dict(e) for e in ODD_ENTRIES]
+    target = f"{API}/slots/qa" if slot else API
+    write_config(tmp_path / "allowlist.toml", [{"name": "api", "targets": [target]}], poll_interval=0)
+    rendered = render_all(capsys, tmp_path / "out", formats=("terraform", "arm", "bicep", "azcli"))
+    assert cli(capsys, "apply", "--yes", "-c", "allowlist.toml").code == 0
+    after = app.ip_security_restrictions
+    assert after[: len(ODD_ENTRIES)] == ODD_ENTRIES and len(after) > len(ODD_ENTRIES)
+    file = "web-b.qa" if slot else "web-b"
+    local = hcl2.loads(rendered["terraform"]["allowlist.tf"])["locals"][0]["allowlist_access_restrictions"]
+    ((config_id, value),) = local.items()
+    assert json.loads(config_id) == f"{target}/config/web"
+    assert json.loads(value["type"]) == f"Microsoft.Web/sites/{'slots/' if slot else ''}config@2025-05-01"
+    assert json.loads(hcl_string(value["restrictions"])) == after
+    template = json.loads(rendered["arm"][f"{file}.json"])
+    assert template["resources"][0]["type"] == f"Microsoft.Web/sites/{'slots/' if slot else ''}config"
+    assert arm_unescape(template["resources"][0]["properties"]["ipSecurityRestrictions"]) == after
+    bicep = rendered["bicep"][f"{file}.bicep"]
+    assert ("param slotName string = 'qa'" in bicep) == slot
+    assert parse_bicep_value(bicep[bicep.index("ipSecurityRestrictions: ") + 24 :]) == after
+    ours = {r[1:] for r in restriction_rules("web-b", after) if r[1].startswith("allowlist-")}
+    assert {r[1:] for r in parse_azcli(rendered["azcli"])} == ours
+    assert (" web-b qa 65000 " if slot else " web-b '' 65000 ") in rendered["azcli"]["allowlist.sh"]
+
+
+def test_an_app_without_access_restrictions_is_refused_by_every_format(
+    cli_env: Emulator, tmp_path: Path, capsys: Cap
+) -> None:
+    cli_env.state.sites[API.lower()].ip_security_restrictions.clear()  # it accepts every client
+    write_config(tmp_path / "allowlist.toml", [{"name": "api", "targets": [API]}], poll_interval=0)
+    for fmt in FORMATS:
+        refused = cli(capsys, "render", "-f", fmt, "--out", str(tmp_path / fmt), "-c", "allowlist.toml")
+        assert refused.code == 1 and "web-b" in refused.err, (fmt, refused.err)
+        assert not (tmp_path / fmt).exists()

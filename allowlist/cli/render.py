@@ -54,7 +54,7 @@ def render(
     files = render_files(plan, options)
     if out == "-":
         if len(files) != 1:
-            raise ConfigError(f"{fmt} writes {len(files)} files here (one per server): give --out DIR")
+            raise ConfigError(f"{fmt} writes {len(files)} files here (one per target): give --out DIR")
         sys.stdout.write(next(iter(files.values())))
         return 0
     for path in write_files(files, Path(out)):

@@ -213,9 +213,14 @@ class State:
         return (subscription_id.lower(), resource_group.lower()) in self.resource_groups
 
     def tagged(self, resource_id: str) -> DbServer | IpListAccount | Site | None:
-        """The server, account or site a Tags API path names."""
+        """The server, account, site or slot a Tags API path names."""
         key = resource_id.lower()
-        return self.servers.get(key) or self.accounts.get(key) or self.sites.get(key)
+        return self.servers.get(key) or self.accounts.get(key) or self.site_or_slot(key)
+
+    def site_or_slot(self, resource_id: str) -> Site | None:
+        site_id, _, slot = resource_id.lower().partition("/slots/")
+        site = self.sites.get(site_id)
+        return site.slots.get(slot) if site is not None and slot else site
 
     def subscription(self, subscription_id: str) -> Subscription | None:
         return self.subscriptions.get(subscription_id.lower())
@@ -236,7 +241,7 @@ class State:
 
     def _all_rules(self) -> dict[str, dict[str, FirewallRule]]:
         found = {server.id: {**server.rules, **server.rules6} for server in self.servers.values()}
-        found.update((site.id, site.restriction_rules()) for site in self.sites.values())
+        found.update((app.id, app.restriction_rules()) for s in self.sites.values() for app in (s, *s.slots.values()))
         found.update((account.id, account.as_rules()) for account in self.accounts.values())
         return found
 

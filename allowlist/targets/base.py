@@ -51,6 +51,7 @@ class Firewall:
     tag_count: int = 0  # address lists: the account's tags that are not allowlist's ledger
     opaque: tuple[str, ...] = ()  # rules or entries that are not IPv4 ranges: kept, counted, never touched
     etag: str | None = None  # address lists: the version read, for If-Match
+    entries: tuple[str, ...] = ()  # access restrictions: every entry as read (JSON), for renders of the whole list
 
     @property
     def count(self) -> int:

@@ -19,7 +19,7 @@ _BY_TYPE = {b.arm_type.lower(): b for b in BACKENDS.values()}
 
 _TARGET_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
-    r"(?P<type>Microsoft\.[A-Za-z]+/[A-Za-z]+)/(?P<name>[^/]+)/?$",
+    r"(?P<type>Microsoft\.[A-Za-z]+/[A-Za-z]+)/(?P<name>[^/]+)(?:/slots/(?P<slot>[^/]+))?/?$",
     re.IGNORECASE,
 )
 
@@ -39,7 +39,12 @@ def parse_target(resource_id: str) -> TargetRef:
     if backend is None:
         supported = ", ".join(b.arm_type for b in BACKENDS.values())
         raise ConfigError(f"'{resource_id}': {m['type']} is not a supported target (supported: {supported})")
-    return TargetRef(m["sub"].lower(), m["rg"], backend.arm_type, m["name"], backend.kind)
+    name = m["name"]
+    if m["slot"]:  # a deployment slot has access restrictions of its own; nothing else has slots
+        if backend.kind != "webapp":
+            raise ConfigError(f"'{resource_id}': only App Service apps have deployment slots")
+        name = f"{name}/slots/{m['slot']}"
+    return TargetRef(m["sub"].lower(), m["rg"], backend.arm_type, name, backend.kind)
 
 
 def open_target(ref: TargetRef, clients: ArmClients) -> Target:

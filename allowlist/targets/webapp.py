@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import json
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,23 @@ def cidrs(rule_range: IpRange) -> str:
     return ",".join(str(n) for n in ipaddress.summarize_address_range(first, last))
 
 
+def restriction(name: str, rule_range: IpRange, priority: int) -> dict[str, Any]:
+    """The entry allowlist writes for one rule: by apply, and in rendered lists."""
+    return {"name": name, "ipAddress": cidrs(rule_range), "action": "Allow", "tag": "Default",
+            "priority": priority, "description": "managed by allowlist"}  # fmt: skip
+
+
+def with_rule(entries: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    taken = any(str(e.get("name", "")).casefold() == str(entry["name"]).casefold() for e in entries)
+    return entries if taken else [*entries, entry]  # a rule of that name appeared: never overwrite it
+
+
+def without_rule(entries: list[dict[str, Any]], name: str, rule_range: IpRange) -> list[dict[str, Any]]:
+    """Drops only allowlist's own entry: that name holding that range (a person's edit stays)."""
+    return [e for e in entries if not (str(e.get("name", "")).casefold() == name.casefold()
+                                       and restriction_range(e) == rule_range)]  # fmt: skip
+
+
 class AccessRestrictions:
     def __init__(self, ref: TargetRef, clients: ArmClients, capabilities: Capabilities) -> None:
         self.ref = ref
@@ -81,7 +99,8 @@ class AccessRestrictions:
     def read(self, prefix: str) -> Firewall:
         del prefix  # ownership is in the names
         rules, opaque = [], []
-        for entry in self._entries()[0]:
+        entries = self._entries()[0]
+        for entry in entries:
             name, found = entry.get("name"), restriction_range(entry)
             if isinstance(name, str) and name and found is not None:
                 rules.append(ExistingRule(name, found))
@@ -90,7 +109,7 @@ class AccessRestrictions:
         notes = tuple(
             f"restriction '{n}' is not an IP allow rule: left alone, counted toward the limit" for n in opaque
         )
-        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
+        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque), entries=tuple(map(json.dumps, entries)))
 
     def _rewrite(self, change: Any) -> None:
         """Read, change, PATCH with If-Match. Each attempt starts from a fresh read and `change` is idempotent,
@@ -125,24 +144,11 @@ class AccessRestrictions:
                 raise TargetWriteError(describe(exc)) from exc
 
     def put_rule(self, name: str, rule_range: IpRange) -> None:
-        priority = self._clients.settings.restriction_priority
-        entry = {"name": name, "ipAddress": cidrs(rule_range), "action": "Allow", "tag": "Default",
-                 "priority": priority, "description": "managed by allowlist"}  # fmt: skip
-
-        def add(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            taken = any(str(e.get("name", "")).casefold() == name.casefold() for e in entries)
-            return entries if taken else [*entries, entry]  # a rule of that name appeared: never overwrite it
-
-        self._rewrite(add)
+        entry = restriction(name, rule_range, self._clients.settings.restriction_priority)
+        self._rewrite(lambda entries: with_rule(entries, entry))
 
     def delete_rule(self, name: str, rule_range: IpRange) -> None:
-        def drop(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            def ours(e: dict[str, Any]) -> bool:
-                return str(e.get("name", "")).casefold() == name.casefold() and restriction_range(e) == rule_range
-
-            return [e for e in entries if not ours(e)]
-
-        self._rewrite(drop)
+        self._rewrite(lambda entries: without_rule(entries, name, rule_range))
 
 
 BACKEND = Backend(
@@ -160,7 +166,7 @@ BACKEND = Backend(
     client=("azure.mgmt.resource.subscriptions", "SubscriptionClient"),  # raw requests, see _send
     api_version=API_VERSION,
     opener=AccessRestrictions,
-    read_actions=(f"{ARM_TYPE}/config/read",),
-    write_actions=(f"{ARM_TYPE}/config/write",),
-    iac={},
+    read_actions=(f"{ARM_TYPE}/config/read", f"{ARM_TYPE}/slots/config/read"),
+    write_actions=(f"{ARM_TYPE}/config/write", f"{ARM_TYPE}/slots/config/write"),
+    iac={"terraform": "azapi_update_resource", "terraform_local": "allowlist_access_restrictions"},
 )

@@ -19,6 +19,7 @@ from allowlist.emulator.state import (
 )
 
 TAGGED_TYPES = (SQL, POSTGRESQL, MYSQL, COSMOSDB, STORAGE, REDIS, KEYVAULT, "Microsoft.Web/sites")
+SLOT = "/{name}/slots/{slot}"  # deployment slots carry tags (and so a lease) like their sites
 SUFFIX = "/providers/Microsoft.Resources/tags/default"
 
 
@@ -34,12 +35,11 @@ def _body(resource_id: str, tags: dict[str, str]) -> JSON:
 def routes() -> list[Route]:
     def find(request: Request, state: State, resource_type: str) -> tuple[str, dict[str, str], object]:
         require_resource_group(request, state)
-        p = request.params
-        resource_id = f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}/providers/" \
-                      f"{resource_type}/{p['name']}"  # fmt: skip
+        resource_id = request.path[: -len(SUFFIX)]
         found = state.tagged(resource_id)
         if found is None:
-            raise ArmError(404, "ResourceNotFound", f"The Resource '{resource_type}/{p['name']}' was not found.")
+            name = resource_id.split(f"/{resource_type}/", 1)[-1]
+            raise ArmError(404, "ResourceNotFound", f"The Resource '{resource_type}/{name}' was not found.")
         return found.id, found.tags, found
 
     def handlers(resource_type: str) -> tuple[Handler, Handler]:
@@ -76,9 +76,10 @@ def routes() -> list[Route]:
 
     found: list[Route] = []
     for resource_type in TAGGED_TYPES:
-        template = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/" + \
-                   resource_type + "/{name}" + SUFFIX  # fmt: skip
         get, patch = handlers(resource_type)
-        found.append(route("GET", template, get, "Microsoft.Resources/tags/read"))
-        found.append(route("PATCH", template, patch, "Microsoft.Resources/tags/write"))
+        for name in ("/{name}", SLOT) if resource_type == "Microsoft.Web/sites" else ("/{name}",):
+            template = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/" + \
+                       resource_type + name + SUFFIX  # fmt: skip
+            found.append(route("GET", template, get, "Microsoft.Resources/tags/read"))
+            found.append(route("PATCH", template, patch, "Microsoft.Resources/tags/write"))
     return found

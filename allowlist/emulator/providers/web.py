@@ -150,7 +150,7 @@ def config_body(site: Site) -> JSON:
     return {
         "id": f"{site.id}/config/web",
         "name": "web",
-        "type": "Microsoft.Web/sites/config",
+        "type": "Microsoft.Web/sites/slots/config" if site.slot else "Microsoft.Web/sites/config",
         "properties": {
             **_site_config(site),
             "ipSecurityRestrictions": [dict(e) for e in site.ip_security_restrictions] or [dict(ALLOW_ALL)],
@@ -216,15 +216,21 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
 
     def get_slot(request: Request, state: State) -> Response:
         with state.lock:
-            site = find(request, state)
-            slot = site.slots.get(request.params["slot"].lower())
-            if slot is None:
-                raise not_found("Microsoft.Web/sites/slots", f"{site.name}/{request.params['slot']}")
-            return Response(200, body(slot))
+            return Response(200, body(find_app(request, state)))
+
+    def find_app(request: Request, state: State) -> Site:
+        """The site, or with a {slot} in the path its deployment slot: each has its own config/web."""
+        site = find(request, state)
+        if "slot" not in request.params:
+            return site
+        slot = site.slots.get(request.params["slot"].lower())
+        if slot is None:
+            raise not_found("Microsoft.Web/sites/slots", f"{site.name}/{request.params['slot']}")
+        return slot
 
     def get_config(request: Request, state: State) -> Response:
         with state.lock:
-            site = find(request, state)
+            site = find_app(request, state)
             return Response(200, config_body(site), {"ETag": _etag(site)})
 
     def patch_config(request: Request, state: State) -> Response:
@@ -234,7 +240,7 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
             raise ArmError(400, "BadRequest", "The request must carry properties.")
         entries = _restrictions(props["ipSecurityRestrictions"]) if "ipSecurityRestrictions" in props else None
         with state.lock:
-            site = find(request, state)
+            site = find_app(request, state)
             if fail_write is not None and fail_write(request):
                 raise ArmError(409, "Conflict", f"The app '{site.name}' is being updated. Retry later.")
             wanted = request.headers.get("if-match")
@@ -253,6 +259,10 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
     return [
         route("GET", base + "/{name}/config/web", get_config, "Microsoft.Web/sites/config/read"),
         route("PATCH", base + "/{name}/config/web", patch_config, "Microsoft.Web/sites/config/write"),
+        route("GET", base + "/{name}/slots/{slot}/config/web", get_config, "Microsoft.Web/sites/slots/config/read"),
+        route(
+            "PATCH", base + "/{name}/slots/{slot}/config/web", patch_config, "Microsoft.Web/sites/slots/config/write"
+        ),
         route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Web/sites", list_sites, READ),
         route("GET", base, list_by_group, READ),
         route("GET", base + "/{name}", get_site, READ),

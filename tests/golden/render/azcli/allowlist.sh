@@ -64,6 +64,38 @@ sync_redis() {
   done
 }
 
+# sync_restrictions SUBSCRIPTION GROUP APP SLOT PRIORITY [NAME CIDRS]... -- [STALE]...: App Service access
+# restrictions (SLOT empty for the app itself). Adds allowlist's Allow rules that are missing and removes the stale
+# ones named below; no other entry is touched. An app without restrictions accepts every client, and its
+# first rule would shut out all the others: such an app is skipped.
+sync_restrictions() {
+  local subscription=$1 group=$2 app=$3 slot=$4 priority=$5
+  shift 5
+  local -a target=(--subscription "$subscription" --resource-group "$group" --name "$app")
+  if [[ -n "$slot" ]]; then target+=(--slot "$slot"); fi
+  local present
+  present=$(az webapp config access-restriction show "${target[@]}" \
+    --query "ipSecurityRestrictions[].[name, to_string(priority)]" --output tsv |
+    awk -F '\t' '$2 != "2147483647" { print $1 }')
+  if [[ -z "$present" ]]; then
+    echo "skipping $app${slot:+/$slot}: it has no access restrictions, so it accepts every client" >&2
+    return 0
+  fi
+  while [[ "$1" != -- ]]; do
+    grep -qixF -- "$1" <<< "$present" ||
+      az webapp config access-restriction add "${target[@]}" --rule-name "$1" --action Allow \
+        --ip-address "$2" --priority "$priority" --description "managed by allowlist" --output none
+    shift 2
+  done
+  shift
+  local name
+  for name in "$@"; do
+    grep -qixF -- "$name" <<< "$present" || continue
+    echo "removing stale rule $name from $app${slot:+/$slot}"
+    az webapp config access-restriction remove "${target[@]}" --rule-name "$name" --output none
+  done
+}
+
 # Cosmos DB, Storage and Key Vault hold one unnamed list. This script only adds missing entries: it cannot prove
 # which entries allowlist added, so it removes none and claims none (`allowlist apply` does both).
 # add_to_list KIND SUBSCRIPTION GROUP ACCOUNT ENTRY...
@@ -161,6 +193,14 @@ add_to_list storage 11111111-1111-4111-8111-111111111111 rg-data st-one \
   40.0.0.9 \
   50.0.0.1 \
   50.0.0.2
+
+# /subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-web/providers/Microsoft.Web/sites/web-b
+sync_restrictions 11111111-1111-4111-8111-111111111111 rg-web web-b '' 65000 \
+  allowlist-20.0.0.1-20.0.0.3 20.0.0.1/32,20.0.0.2/31 \
+  allowlist-30.0.0.1 30.0.0.1/32 \
+  allowlist-40.0.0.9 40.0.0.9/32 \
+  allowlist-50.0.0.1-50.0.0.2 50.0.0.1/32,50.0.0.2/32 \
+  --
 
 # /subscriptions/22222222-2222-4222-8222-222222222222/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-two
 sync_server 22222222-2222-4222-8222-222222222222 rg-data sql-two \
