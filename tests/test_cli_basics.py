@@ -16,7 +16,7 @@ from tests.cli_helpers import cli, writes
 from tests.conftest import SQL1
 
 Cap = pytest.CaptureFixture[str]
-COMMANDS = ["plan", "apply", "render", "ips", "demo", "emulator"]
+COMMANDS = ["plan", "apply", "render", "ips", "audit", "demo", "emulator"]
 
 
 def test_every_command_has_help_text(capsys: Cap) -> None:

@@ -1,8 +1,8 @@
 """The `allowlist` command: every expected error becomes one line on stderr and an exit code.
 
-Exit codes: 0 success; 1 error (bad flags or config, auth, unsafe or incomplete plan, failed write, a
-target another run holds); 2 changes pending, only from `plan --detailed-exitcode`; 3 unexpected error
-(a bug). Usage errors are 1, never 2.
+Exit codes: 0 success; 1 error (bad flags or config, auth, unsafe or incomplete plan or audit, failed
+write, a target another run holds); 2 changes pending (`plan --detailed-exitcode`) or findings at or above
+`audit --fail-on`; 3 unexpected error (a bug). Usage errors are 1, never 2.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import typer
 
 from allowlist import __version__
 from allowlist.cli.apply import apply
+from allowlist.cli.audit import audit
 from allowlist.cli.demo import demo
 from allowlist.cli.emulator import emulator
 from allowlist.cli.ips import ips
@@ -36,7 +37,8 @@ app = typer.Typer(
     "Azure Cache for Redis and Key Vault. "
     "Rules it creates carry a prefix (default 'allowlist-'); "
     "it never touches any other rule.\n\n"
-    "Exit codes: 0 ok; 1 error, unsafe or incomplete run; 2 changes pending (plan --detailed-exitcode); "
+    "Exit codes: 0 ok; 1 error, unsafe or incomplete run; 2 changes pending (plan --detailed-exitcode) or "
+    "findings (audit --fail-on); "
     "3 unexpected error.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -47,6 +49,7 @@ app.command(no_args_is_help=False)(plan)
 app.command()(apply)
 app.command()(render)
 app.command()(ips)
+app.command()(audit)
 app.command()(demo)
 app.command()(emulator)
 

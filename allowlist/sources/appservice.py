@@ -57,7 +57,7 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
     """Every app in scope of some [[sync]] block. Apps out of scope are read only as far as choosing needs."""
     settings = scope.settings
     issues: list[DiscoveryIssue] = []
-    subscriptions = _subscriptions(scope, clients, issues)
+    subscriptions = subscriptions_in(scope, clients, issues)
     tick = progress.step if progress is not None else (lambda phase, done, total: None)
     if settings.source == "resource-graph":
         from allowlist.sources.resourcegraph import discover_graph, network_for
@@ -145,7 +145,7 @@ def resolve_egress(
     ]
 
 
-def _subscriptions(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
+def subscriptions_in(scope: Scope, clients: ArmClients, issues: list[DiscoveryIssue]) -> list[str]:
     explicit = set(scope.subscriptions)
     if not scope.all_subscriptions:
         return sorted(explicit)

@@ -2,7 +2,7 @@
 the small part of KQL allowlist sends: `resources | where type in~ (...) | project ... | order by id asc`,
 paged with `$top` and `$skipToken`, rows shaped as the official examples show them (lower-case `type`).
 
-Sites and slots come from the estate as the Web provider serves them; subnets are not Resource Graph
+Sites, slots, servers and accounts come from the estate as their providers serve them; subnets are not Resource Graph
 rows of their own, so they are served inside their virtual networks, as Azure indexes them.
 """
 
@@ -13,10 +13,14 @@ import re
 from typing import Any
 
 from allowlist.emulator.http import JSON, ArmError, Request, Response, Route, route
-from allowlist.emulator.providers import web
-from allowlist.emulator.state import State
+from allowlist.emulator.providers import accounts, flexible, keyvault, redis, sql, web
+from allowlist.emulator.state import COSMOSDB, KEYVAULT, MYSQL, POSTGRESQL, REDIS, SQL, STORAGE, State
 
 PATH = "/providers/Microsoft.ResourceGraph/resources"
+# Servers and accounts as their own providers show them (firewall rules are child resources: not rows).
+SERVER_BODIES = {SQL: sql.server_body, POSTGRESQL: flexible.server_body, MYSQL: flexible.server_body,
+                 REDIS: redis.cache_body}  # fmt: skip
+ACCOUNT_BODIES = {COSMOSDB: accounts.cosmos_body, STORAGE: accounts.storage_body, KEYVAULT: keyvault.vault_body}
 _WHERE = re.compile(r"^where\s+type\s+(?:in~\s*\((?P<many>[^)]*)\)|=~\s*'(?P<one>[^']*)')$", re.IGNORECASE)
 _PROJECT = re.compile(r"^project\s+(?P<fields>[\w\s,]+)$", re.IGNORECASE)
 _ORDER = re.compile(r"^order\s+by\s+id(\s+asc)?$", re.IGNORECASE)
@@ -40,6 +44,8 @@ def _rows(state: State) -> list[JSON]:
         elif kind.startswith("Microsoft.Network/") or kind == "Microsoft.Web/hostingEnvironments":
             rows.append(body)
     rows += vnets.values()
+    rows += [SERVER_BODIES[server.type](server) for server in state.servers.values()]
+    rows += [ACCOUNT_BODIES[account.type](account) for account in state.accounts.values()]
     return [{**row, "type": str(row.get("type", "")).lower()} for row in rows]
 
 
