@@ -45,31 +45,39 @@ def audit_scope(scope: Scope, subscriptions: Sequence[str]) -> Scope:
     return replace(scope, blocks=(block,))
 
 
-def read_estate(scope: Scope, wide: Scope, clients: ArmClients, progress: Progress | None = None) -> Estate:
-    """`scope`: the config (for which apps feed which target); `wide`: what to audit (see audit_scope)."""
+def find_resources(
+    clients: ArmClients, subscriptions: Sequence[str], issues: list[DiscoveryIssue]
+) -> tuple[list[TargetRef], dict[str, dict[str, object]]]:
+    """Every supported server and account in these subscriptions, with its ARM properties, by target key."""
     from allowlist.sources.resourcegraph import query
 
+    refs: list[TargetRef] = []
+    properties: dict[str, dict[str, object]] = {}
+    try:
+        for row in query(clients, RESOURCES, subscriptions):
+            try:
+                ref = parse_target(str(row.get("id", "")))
+            except ConfigError:
+                continue  # a row of a shape allowlist does not handle: not a firewall it can judge
+            refs.append(ref)
+            props = row.get("properties")
+            properties[ref.key] = props if isinstance(props, dict) else {}
+    except Exception as exc:
+        raise_if_fatal(exc)
+        issues.append(DiscoveryIssue("/providers/Microsoft.ResourceGraph", f"servers could not be listed: "
+                                     f"{describe(exc)}"))  # fmt: skip
+    return refs, properties
+
+
+def read_estate(scope: Scope, wide: Scope, clients: ArmClients, progress: Progress | None = None) -> Estate:
+    """`scope`: the config (for which apps feed which target); `wide`: what to audit (see audit_scope)."""
     issues: list[DiscoveryIssue] = []
     subscriptions = subscriptions_in(wide, clients, issues)
     if not subscriptions:
         raise ConfigError("no subscriptions to audit: give --subscription, or sign in to an account that sees some")
     with ThreadPoolExecutor(max_workers=2) as pool:
         discovering = pool.submit(discover, wide, clients, progress)
-        refs: list[TargetRef] = []
-        properties: dict[str, dict[str, object]] = {}
-        try:
-            for row in query(clients, RESOURCES, subscriptions):
-                try:
-                    ref = parse_target(str(row.get("id", "")))
-                except ConfigError:
-                    continue  # a row of a shape allowlist does not handle: not a firewall it can judge
-                refs.append(ref)
-                props = row.get("properties")
-                properties[ref.key] = props if isinstance(props, dict) else {}
-        except Exception as exc:
-            raise_if_fatal(exc)
-            issues.append(DiscoveryIssue("/providers/Microsoft.ResourceGraph", f"servers could not be listed: "
-                                         f"{describe(exc)}"))  # fmt: skip
+        refs, properties = find_resources(clients, subscriptions, issues)
         settings = scope.settings
         firewalls = read_targets(refs, clients, settings.concurrency, settings.prefix, progress)
         discovery = discovering.result()

@@ -16,7 +16,7 @@ from tests.cli_helpers import cli, writes
 from tests.conftest import SQL1
 
 Cap = pytest.CaptureFixture[str]
-COMMANDS = ["plan", "apply", "render", "ips", "audit", "demo", "emulator"]
+COMMANDS = ["plan", "apply", "render", "ips", "audit", "init", "demo", "emulator"]
 
 
 def test_every_command_has_help_text(capsys: Cap) -> None:
@@ -126,3 +126,22 @@ def test_the_live_display_runs(capsys: Cap) -> None:
         bars.step("writes", 1, 3)
     bars.close()
     assert "Writing rules" in capsys.readouterr().err
+
+
+def test_shell_completion_installs_and_lists_the_commands(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "SHELL": "/bin/bash"}
+    installed = subprocess.run([sys.executable, "-m", "allowlist", "--install-completion", "bash"], env=env,
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    assert "completion installed" in installed.stdout
+    script = tmp_path / ".bash_completions" / "allowlist.sh"
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+    # What bash does on `allowlist <TAB>` and `allowlist audit --fa<TAB>`, through the installed script.
+    complete = (
+        'source "$1"; COMP_WORDS=($2); COMP_CWORD=$3; _allowlist_completion allowlist; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    listed = subprocess.run(["bash", "-c", complete, "-", str(script), "allowlist ''", "1"], env=env,
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert listed == COMMANDS
+    flags = subprocess.run(["bash", "-c", complete, "-", str(script), "allowlist audit --fa", "2"], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert flags == ["--fail-on"]

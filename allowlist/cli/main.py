@@ -20,6 +20,7 @@ from allowlist.cli.apply import apply
 from allowlist.cli.audit import audit
 from allowlist.cli.demo import demo
 from allowlist.cli.emulator import emulator
+from allowlist.cli.init import init
 from allowlist.cli.ips import ips
 from allowlist.cli.outcome import EXIT_ERROR, EXIT_UNEXPECTED
 from allowlist.cli.plan import plan
@@ -43,13 +44,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,  # plain help: importing rich to draw boxes doubles start-up time
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 app.command(no_args_is_help=False)(plan)
 app.command()(apply)
 app.command()(render)
 app.command()(ips)
 app.command()(audit)
+app.command()(init)
 app.command()(demo)
 app.command()(emulator)
 

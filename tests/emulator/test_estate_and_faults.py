@@ -21,7 +21,7 @@ def test_demo_estate_loads_with_its_awkward_cases() -> None:
     assert sites["payments-api"].application_traffic is True and not sites["payments-api"].all_traffic
     assert "staging" in sites["shop-web"].slots
     assert estate.page_size == 3
-    assert len(estate.state.servers) == 4 and len(estate.state.accounts) == 2
+    assert len(estate.state.servers) == 5 and len(estate.state.accounts) == 3  # sql-legacy, kv-legacy: for audit
 
 
 def test_json_estate_is_equivalent(tmp_path: Path) -> None:
