@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from allowlist.cli.options import make_clients
 from allowlist.emulator import Emulator, FaultConfig
 from allowlist.emulator.state import FirewallRule
 from allowlist.planfile import digest
@@ -272,7 +273,6 @@ def test_a_damaged_plan_file_is_refused(
         (["--allow-wide-ranges"], "--allow-wide-ranges would not apply"),
         (["--current-only"], "--current-only would not apply"),
         (["-t", SQL1], "carries its own scope"),
-        (["-c", "allowlist.toml"], "carries its own scope"),
     ],
 )
 def test_a_saved_plan_takes_no_policy_or_scope_flags(
@@ -284,6 +284,21 @@ def test_a_saved_plan_takes_no_policy_or_scope_flags(
 def test_runtime_flags_are_fine_with_a_saved_plan(saved: dict[str, Any], cli_env: Emulator, capsys: Cap) -> None:
     result = cli(capsys, "apply", "plan.json", "--concurrency", "2", "--timeout", "60")
     assert result.code == 0, result.err
+
+
+def test_a_saved_plan_runs_with_the_configs_runtime_settings_and_its_own_policy(
+    saved: dict[str, Any], cli_env: Emulator, capsys: Cap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applying a saved plan polls as the config says (a 5-second default would make every write slow) and
+    ignores the config's policy: the plan's prefix stands even when the config has changed since."""
+    seen: list[Any] = []
+    monkeypatch.setattr("allowlist.cli.options.make_clients", lambda endpoint, settings: seen.append(settings) or
+                        make_clients(endpoint, settings))  # fmt: skip
+    Path("runtime.toml").write_text('[settings]\npoll_interval = 0.25\nconcurrency = 3\nprefix = "other-"\n'
+                                    '[[sync]]\ntargets = ["' + SQL1 + '"]\n')  # fmt: skip
+    result = cli(capsys, "apply", "plan.json", "-c", "runtime.toml")
+    assert result.code == 0, result.err
+    assert (seen[-1].poll_interval, seen[-1].concurrency, seen[-1].prefix) == (0.25, 3, "allowlist-")
 
 
 # --- payloads of every JSON type -------------------------------------------------------------------

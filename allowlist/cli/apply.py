@@ -34,6 +34,7 @@ def apply(
 ) -> int:
     """Create the missing rules, then remove the stale ones allowlist owns. Asks first unless --yes."""
     from allowlist.apply import apply_plan
+    from allowlist.config import load_scope
     from allowlist.gate import Mode, decide
     from allowlist.planfile import load_plan, plan_to_data
     from allowlist.report import render_plan, render_result, result_to_data
@@ -44,16 +45,17 @@ def apply(
     mode: Mode = "apply"
     began = time.time()  # another run's writes after this moment make this run add without deleting
     if plan_file is not None:
-        if common.selects or common.config is not None:
-            raise ConfigError(
-                "a saved plan carries its own scope: give the FILE alone, without scope flags or --config"
-            )
+        if common.selects:
+            raise ConfigError("a saved plan carries its own scope: give the FILE without scope flags")
         if common.policy_flags:
             raise ConfigError(
                 f"a saved plan carries its own policy; {', '.join(common.policy_flags)} would not apply to it: "
                 "plan again with them instead"
             )
-        saved = load_plan(plan_file, common.runtime(Settings()))
+        # The plan carries its policy and scope; how to run (poll_interval, concurrency ...) is the config's.
+        config = common.config or (o.DEFAULT_CONFIG if o.DEFAULT_CONFIG.exists() else None)
+        base = load_scope(config).settings if config is not None else Settings()
+        saved = load_plan(plan_file, common.runtime(base))
         clients = o.make_clients(common.arm_endpoint, saved.settings)
         common.note(f"Re-checking {plan_file} against {clients.settings.endpoint} ...")
         plan, mode = recheck(saved, clients), "apply-file"
