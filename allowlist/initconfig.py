@@ -54,6 +54,10 @@ def draft_config(subscriptions: Sequence[str], targets: Sequence[TargetRef], app
         if not found:  # databases often live apart from their apps: then the subscription's apps
             found = sorted((a for a in apps if a.subscription_id.lower() == sub), key=lambda a: a.name.lower())
             chooser, selector = f"subscription {sub}", selector[:1]
+        unpinned = [a for a in found if not a.pinned]
+        if unpinned:  # their addresses are not where they connect from: name the others instead
+            found = [a for a in found if a.pinned]
+            selector.append("names = [" + ", ".join(_toml(a.name) for a in found) + "]")
         block = [
             "[[sync]]",
             f"name = {_toml(name)}",
@@ -63,6 +67,8 @@ def draft_config(subscriptions: Sequence[str], targets: Sequence[TargetRef], app
             *selector,
         ]
         lines += ["", f"# {group} ({sub}): {len(members)} firewall(s)."]
+        for a in unpinned:
+            lines.append(f"# Left out: {a.name} is not pinned ({a.reason}); see [[egress]] in the README.")
         if found:
             shown = ", ".join(a.name for a in found[:12]) + (f" and {len(found) - 12} more" if len(found) > 12 else "")
             lines.append(

@@ -78,6 +78,7 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
         desired = sorted((c for c in t.changes + t.keeps if c.action != "delete"), key=lambda c: c.name.lower())
         rules = [_rule(c, t) for c in desired]
         named = BACKENDS[t.target.kind].capabilities.named_ranges
+        split = t.target.kind == "sql"
         # Address lists are written whole: what the list holds after apply, other entries included.
         others = {r.name for r in t.unmanaged}
         final = sorted(others | {c.name for c in desired}, key=_entry_order)
@@ -97,9 +98,12 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
                 "named": named,
                 "final": [] if named else final,
                 "ledger": {} if named else ledger_tags(plan.settings.prefix, {c.name for c in desired} - foreign_kept),
-                "rules": rules,
+                # SQL keeps IPv6 rules in a collection of their own (ipv6FirewallRules): rules6 / stale6.
+                "rules": [r for r in rules if not split or r["version"] == 4],
+                "rules6": [r for r in rules if split and r["version"] == 6],
                 "ipv6": any(c.range.version == 6 for c in desired),  # formats that cannot write IPv6 refuse it
-                "stale": [{"name": c.name, "start": c.range.first, "end": c.range.last} for c in t.of("delete")],
+                "stale": [_stale(c) for c in t.of("delete") if not split or c.range.version == 4],
+                "stale6": [_stale(c) for c in t.of("delete") if split and c.range.version == 6],
                 "unmanaged": [{"name": r.name, "start": r.range.first, "end": r.range.last} for r in t.unmanaged],
             }
         )
@@ -133,6 +137,10 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
             for a in plan.apps
         ],
     }
+
+
+def _stale(change: Change) -> dict[str, str]:
+    return {"name": change.name, "start": change.range.first, "end": change.range.last}
 
 
 def restrictions(t: TargetPlan, priority: int) -> list[dict[str, Any]]:

@@ -252,8 +252,10 @@ def test_ipv6_is_written_where_the_back_end_holds_it(tmp_path: Path, capsys: Cap
         cosmos = emu.state.accounts[ALL["cosmosdb"].lower()]
         assert not any(":" in e for e in cosmos.ip_rules)  # Cosmos DB rules are IPv4 only: reported, not written
         assert "No changes." in cli(capsys, "plan", "-c", str(config)).out  # idempotent, v6 included
-        refused = cli(capsys, "render", "-t", SQL1, "-s", SUB1, "--format", "terraform")
-        assert refused.code == 1 and "IPv6 rules for sql-one cannot be written in this format yet" in refused.err
+        rendered = cli(capsys, "render", "-t", SQL1, "-s", SUB1, "--format", "terraform")
+        assert rendered.code == 0 and f'"sql-one/{name}" = {{' in rendered.out  # azapi writes SQL's IPv6 rules
+        refused = cli(capsys, "render", "-t", STORAGE, "-s", SUB1, "--format", "terraform")
+        assert refused.code == 1 and "IPv6 rules for st-one cannot be written in this format yet" in refused.err
         inventory = cli(capsys, "render", "-c", str(config), "--format", "json").json()
         assert any(r["address"] == "2603:1020:206:3::1a" for r in inventory["inventory"])
         # A tier change that drops the IPv6 addresses removes the v6 rule too, and only that one.

@@ -118,7 +118,7 @@ def parse_terraform(files: dict[str, str]) -> set[Rule]:
     found = set()
     local_values = data["locals"][0]
     for kind in ("sql", "postgresql", "mysql", "redis"):
-        for key, rule in local_values[f"allowlist_{kind}_firewall_rules"].items():
+        for key, rule in local_values.get(f"allowlist_{kind}_firewall_rules", {}).items():
             server = (
                 unquote(rule.get("server_name") or rule.get("redis_cache_name") or '""')
                 or unquote(rule["server_id"]).split("/")[-1]
@@ -128,16 +128,23 @@ def parse_terraform(files: dict[str, str]) -> set[Rule]:
             start, end = rule.get("start_ip_address") or rule["start_ip"], rule.get("end_ip_address") or rule["end_ip"]
             found.add((server, name, unquote(start), unquote(end)))
     for kind in ("cosmosdb_ip_range_filter", "storage_ip_rules", "key_vault_ip_rules"):
-        for account_id, entries in local_values[f"allowlist_{kind}"].items():
+        for account_id, entries in local_values.get(f"allowlist_{kind}", {}).items():
             found |= {_entry(unquote(account_id).rsplit("/", 1)[-1], unquote(e)) for e in entries}
+    for key, rule in local_values.get("allowlist_sql_ipv6_firewall_rules", {}).items():
+        server, name = unquote(rule["server_id"]).rsplit("/", 1)[-1], unquote(rule["name"])
+        assert unquote(key) == f"{server}/{name}"
+        found.add((server, name, unquote(rule["start_ipv6_address"]), unquote(rule["end_ipv6_address"])))
     for config_id, value in local_values.get("allowlist_access_restrictions", {}).items():
         assert unquote(value["type"]) == "Microsoft.Web/sites/config@2025-05-01"
         found |= restriction_rules(unquote(config_id).split("/")[-3], json.loads(hcl_string(value["restrictions"])))
     resources = {unquote(k): v for block in data["resource"] for k, v in block.items()}
-    assert (
-        resources["azurerm_mssql_firewall_rule"]['"allowlist"']["for_each"] == "${local.allowlist_sql_firewall_rules}"
-    )
-    assert "azurerm_postgresql_flexible_server_firewall_rule" in resources
+    for local, resource, name in (
+        ("allowlist_sql_firewall_rules", "azurerm_mssql_firewall_rule", '"allowlist"'),
+        ("allowlist_postgresql_firewall_rules", "azurerm_postgresql_flexible_server_firewall_rule", '"allowlist"'),
+        ("allowlist_sql_ipv6_firewall_rules", "azapi_resource", '"allowlist_sql_ipv6"'),
+    ):
+        if local in local_values:  # every map a resource writes
+            assert resources[resource][name]["for_each"] == f"${{local.{local}}}"
     return found
 
 
@@ -220,6 +227,10 @@ def parse_arm(files: dict[str, str]) -> set[Rule]:
                 (server, r["name"], r.get("startIpAddress") or r["startIP"], r.get("endIpAddress") or r["endIP"])
                 for r in template["variables"]["rules"]
             }
+            found |= {
+                (server, r["name"], r["startIPv6Address"], r["endIPv6Address"])
+                for r in template["variables"].get("ipv6Rules", [])
+            }
         else:  # parameters for the template that deploys an account
             items = template["parameters"]["allowlistIpRules"]["value"]
             found |= {_entry(name[: -len(".json")], i.get("ipAddressOrRange") or i["value"]) for i in items}
@@ -243,7 +254,9 @@ def parse_bicep(files: dict[str, str]) -> set[Rule]:
         found |= {
             (server.group(1), n, s, e)
             for n, s, e in re.findall(
-                r"name: '([^']+)'\n\s+start(?:IpAddress|IP): '([^']+)'\n\s+end(?:IpAddress|IP): '([^']+)'", text
+                r"name: '([^']+)'\n\s+start(?:IpAddress|IP|IPv6Address): '([^']+)'\n"
+                r"\s+end(?:IpAddress|IP|IPv6Address): '([^']+)'",
+                text,
             )
         }
     return found
@@ -253,7 +266,8 @@ def parse_azcli(files: dict[str, str]) -> set[Rule]:
     (text,) = files.values()
     found = set()
     joined = text.replace("\\\n", " ")
-    for function, call in re.findall(r"^sync_(server|flexible|redis) (.*?)(?:\n\n|\Z)", joined, re.S | re.M):
+    calls = re.findall(r"^sync_(server|flexible|redis|ipv6) (.*?)(?=\n\n|\nsync_|\Z)", joined, re.S | re.M)
+    for function, call in calls:
         words = shlex.split(call)
         words = words[: words.index("--")]  # then the stale rules to delete
         # sync_server SUBSCRIPTION GROUP SERVER ... -- STALE...; sync_flexible SERVER_ID API_VERSION ... -- STALE...
@@ -434,3 +448,25 @@ def test_an_app_without_access_restrictions_is_refused_by_every_format(
         refused = cli(capsys, "render", "-f", fmt, "--out", str(tmp_path / fmt), "-c", "allowlist.toml")
         assert refused.code == 1 and "web-b" in refused.err, (fmt, refused.err)
         assert not (tmp_path / fmt).exists()
+
+
+def test_sql_ipv6_rules_render_in_every_iac_format(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    """SQL keeps IPv6 rules in ipv6FirewallRules: terraform (azapi), bicep, arm and the az CLI script write
+    exactly the IPv6 rules apply makes, next to the IPv4 ones."""
+    for site in cli_env.state.sites.values():
+        if site.name == "web-a":
+            for app in (site, *site.slots.values()):
+                app.possible_outbound_ipv6_addresses = "2603:1020:206:3::1a,2603:1020:206:3::1b"
+    write_config(tmp_path / "allowlist.toml", [{"name": "sql", "targets": [SQL1]}], poll_interval=0)
+    formats = ("terraform", "arm", "bicep", "azcli")
+    parsed = {fmt: PARSERS[fmt](files) for fmt, files in render_all(capsys, tmp_path / "out", formats=formats).items()}
+    after_apply = {r for r in managed_after_apply(cli_env, capsys) if r[0] == "sql-one"}
+    v6 = (
+        "sql-one",
+        "allowlist-v6-2603_1020_206_3__1a-2603_1020_206_3__1b",
+        "2603:1020:206:3::1a",
+        "2603:1020:206:3::1b",
+    )
+    assert v6 in after_apply and any(r[1].startswith("allowlist-2") for r in after_apply)
+    for fmt in formats:
+        assert parsed[fmt] == after_apply, fmt
