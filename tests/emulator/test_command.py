@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,32 @@ def test_sigterm_cleans_up_like_ctrl_c() -> None:
     process.terminate()
     assert process.wait(timeout=10) == 0
     assert not ca.parent.exists(), "the temporary CA folder is removed on SIGTERM"
+
+
+def test_the_demos_last_hint_works_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`allowlist demo` ends with: run `allowlist emulator`, export the three variables it prints, then
+    `allowlist plan -c ...`. Done exactly so, that plan shows the demo's changes."""
+    from tests.cli_helpers import cli
+
+    hint = cli(capsys, "demo").err.strip().splitlines()[-1]
+    command = re.search(r"then `(allowlist plan -c [^`]+)`", hint)
+    assert "run `allowlist emulator`, export the three variables it prints" in hint and command is not None
+    unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "allowlist", "emulator"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=unbuffered)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        wait_until(lambda: bool(lines.append(process.stdout.readline()) or "ACCESS_TOKEN" in lines[-1]), timeout=20)
+        exports = [line.split("#")[0].split()[1] for line in lines if line.strip().startswith("export ")]
+        assert len(exports) == 3
+        env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+        env |= dict(e.split("=", 1) for e in exports)
+        words = command.group(1).split()  # the installed `allowlist`, as a user's shell finds it
+        planned = subprocess.run([str(Path(sys.executable).parent / words[0]), *words[1:]], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert planned.returncode == 0, planned.stderr
+        assert "Plan: 36 to add, 2 to remove." in planned.stdout
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
