@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import itertools
+import socket
 from dataclasses import dataclass, field
 from typing import Protocol
 
 V4_SPAN = 2**32
+
+
+@functools.lru_cache(maxsize=16384)  # apps on one stamp, and every copy of an app, hold the same tuple
+def _sorted_v4(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """Canonical, unique and in numeric order. Usually they already are (parsed lists are): checked with
+    inet_aton and a round trip, ~10x cheaper than parsing each with ipaddress, which is the fallback."""
+    try:
+        numbers = [int.from_bytes(socket.inet_aton(a), "big") for a in addresses]
+    except OSError:
+        numbers = None
+    if numbers is not None and all(_text(n, 4) == a for n, a in zip(numbers, addresses, strict=True)):
+        if all(a < b for a, b in itertools.pairwise(numbers)):
+            return tuple(addresses)
+        return tuple(_text(n, 4) for n in sorted(set(numbers)))
+    return tuple(str(a) for a in sorted({ipaddress.IPv4Address(a) for a in addresses}))
+
+
+def _text(number: int, version: int) -> str:
+    # inet_ntoa is ~10x faster than ipaddress for IPv4, and plans print hundreds of thousands of ends
+    return socket.inet_ntoa(number.to_bytes(4, "big")) if version == 4 else str(ipaddress.IPv6Address(number))
 
 
 @dataclass(frozen=True, order=True)
@@ -35,11 +58,11 @@ class IpRange:
 
     @property
     def first(self) -> str:
-        return str(ipaddress.ip_address(self.start) if self.version == 4 else ipaddress.IPv6Address(self.start))
+        return _text(self.start, self.version)
 
     @property
     def last(self) -> str:
-        return str(ipaddress.ip_address(self.end) if self.version == 4 else ipaddress.IPv6Address(self.end))
+        return _text(self.end, self.version)
 
     @property
     def span(self) -> tuple[int, int]:
@@ -84,10 +107,8 @@ class AppEgress:
 
     def __post_init__(self) -> None:
         # Whoever builds one, the order ARM listed things in must never reach a plan.
-        v4 = sorted({ipaddress.IPv4Address(a) for a in self.ipv4})
-        v6 = sorted({ipaddress.IPv6Address(a) for a in self.ipv6})
-        object.__setattr__(self, "ipv4", tuple(str(a) for a in v4))
-        object.__setattr__(self, "ipv6", tuple(str(a) for a in v6))
+        object.__setattr__(self, "ipv4", _sorted_v4(tuple(self.ipv4)))
+        object.__setattr__(self, "ipv6", tuple(str(a) for a in sorted({ipaddress.IPv6Address(a) for a in self.ipv6})))
         object.__setattr__(self, "tags", tuple(sorted(self.tags)))
 
     @property
@@ -109,16 +130,16 @@ class TargetRef:
     name: str
     kind: str = field(default="sql", compare=False)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return (
             f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
             f"/providers/{self.type}/{self.name}"
         )
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """Resource IDs compare without case, as ARM compares them."""
+        """Resource IDs compare without case, as ARM compares them (asked for per app and per rule: cached)."""
         return self.id.lower()
 
 

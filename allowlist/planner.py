@@ -8,6 +8,7 @@ per-target ones); `gate.py` decides.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 from collections import defaultdict
@@ -292,9 +293,14 @@ def fit_under_limit(
     if not compress:
         return desired, (), f"; --compress (compress = true) would fit it by opening {found.extra} extra address(es)"
     merged: dict[IpRange, tuple[str, ...]] = {r: needed for r, needed in desired.items() if r.version == 6}
-    for rule_range in found.ranges:
-        inside = {a for part, needed in desired.items() if part.version == 4 and part.start >= rule_range.start
-                  and part.end <= rule_range.end for a in needed}  # fmt: skip
+    parts = sorted(r for r in desired if r.version == 4)
+    starts = [r.start for r in parts]
+    for rule_range in found.ranges:  # each merged rule holds a run of whole parts: find it by bisection
+        inside: set[str] = set()
+        i = bisect.bisect_left(starts, rule_range.start)
+        while i < len(parts) and parts[i].end <= rule_range.end:
+            inside.update(desired[parts[i]])
+            i += 1
         merged[rule_range] = tuple(sorted(inside, key=str.lower))
     return merged, found.merges, ""
 

@@ -41,9 +41,9 @@ def _short(app_id: str) -> str:
 def _apps(change: Change, limit: int = 3) -> str:
     if not change.apps:
         return ""
-    names = [_short(a) for a in change.apps]
-    more = f" +{len(names) - limit} more" if len(names) > limit else ""
-    return f"  ({', '.join(names[:limit])}{more})"
+    names = [_short(a) for a in change.apps[:limit]]
+    more = f" +{len(change.apps) - limit} more" if len(change.apps) > limit else ""
+    return f"  ({', '.join(names)}{more})"
 
 
 def _change_line(change: Change, width: int) -> str:

@@ -166,7 +166,15 @@ class Scope:
         return tuple(sorted({s for b in self.blocks if b.selects_apps for s in b.selector.subscriptions}))
 
     def blocks_for(self, target: TargetRef) -> tuple[SyncBlock, ...]:
-        return tuple(b for b in self.blocks if any(t.key == target.key for t in b.targets))
+        return self._blocks_by_target.get(target.key, ())
+
+    @functools.cached_property
+    def _blocks_by_target(self) -> dict[str, tuple[SyncBlock, ...]]:
+        found: dict[str, list[SyncBlock]] = {}
+        for block in self.blocks:
+            for key in dict.fromkeys(t.key for t in block.targets):
+                found.setdefault(key, []).append(block)
+        return {key: tuple(blocks) for key, blocks in found.items()}
 
     @functools.cached_property
     def _by_subscription(self) -> tuple[dict[str, list[int]], list[int]]:

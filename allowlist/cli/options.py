@@ -380,7 +380,7 @@ def make_clients(endpoint: str | None, settings: Settings) -> ArmClients:
     return ArmClients(
         ArmSettings(
             endpoint=url,
-            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None,
+            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None,
             retry_total=settings.retry_total,
             retry_backoff=settings.retry_backoff,
             poll_interval=settings.poll_interval,
