@@ -94,6 +94,12 @@ def _scope(scope: Scope | None) -> dict[str, Any] | None:
 
 
 def plan_to_data(plan: Plan) -> dict[str, Any]:
+    data = _body(plan)
+    return {**data, "digest": digest(data)}
+
+
+def _body(plan: Plan) -> dict[str, Any]:
+    """Everything a saved plan holds except its digest."""
     modes = {a.id: a.mode for a in plan.apps}
     data = {
         "format": FORMAT,
@@ -138,13 +144,17 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "apps": [app_to_data(a) for a in plan.apps],
         "issues": [{"scope": i.scope, "message": i.message} for i in plan.issues],
     }
-    return {**data, "digest": digest(data)}
+    return data
 
 
 def digest(data: dict[str, Any]) -> str:
     """Over the canonical JSON of everything but the digest."""
     body = {k: v for k, v in data.items() if k != "digest"}
-    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def plan_to_json(plan: Plan) -> str:
@@ -153,9 +163,14 @@ def plan_to_json(plan: Plan) -> str:
 
 def save_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    # The file is the canonical JSON the digest covers, with the digest added: one serialisation, not two
+    # (a plan of 10,000 apps is tens of megabytes; compact, as the indenting encoder is pure Python).
+    body = canonical_json(_body(plan)).encode()
+    fingerprint = "sha256:" + hashlib.sha256(body).hexdigest()  # as digest() computes it
     try:
-        # Compact: the indenting encoder is pure Python and slow on plans of 10,000 apps.
-        tmp.write_text(json.dumps(plan_to_data(plan), separators=(",", ":")) + "\n", encoding="utf-8")
+        with tmp.open("wb") as out:
+            out.write(memoryview(body)[:-1])  # the closing brace comes after the digest
+            out.write(f',"digest":{json.dumps(fingerprint)}}}\n'.encode())
         tmp.replace(path)  # never leave a half-written plan behind
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
