@@ -142,6 +142,7 @@ def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
         after = json.loads(out.read_text())
         still_over = sum(1 for t in after["targets"] for f in t["findings"] if f["kind"] == "rule-limit")
         extra = sum(t.get("extra_addresses", 0) for t in after["targets"])
+        time.sleep(REFILL)  # a throttled read that runs out of retries makes a plan incomplete, and so different
         graph = run_cli(
             ["plan", "-c", str(packed), "-q", "--source", "resource-graph", "--out", str(tmp / "g.json")], env
         )
