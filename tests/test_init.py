@@ -52,3 +52,11 @@ def test_a_resource_group_with_apps_is_its_own_guess(demo: Emulator, tmp_path: P
     legacy = next(b for b in scope.blocks if b.name == "rg-legacy")
     assert legacy.selector.resource_groups == ("rg-legacy",)
     assert all(t.subscription_id == SUB2 for t in scope.targets)
+
+
+def test_init_with_nothing_to_sync_writes_nothing(demo: Emulator, tmp_path: Path, capsys: Cap) -> None:  # noqa: F811
+    demo.state.servers.clear()
+    demo.state.accounts.clear()
+    refused = cli(capsys, "init")
+    assert refused.code == 1 and "found no supported server or account in 2 subscription(s)" in refused.err
+    assert not (tmp_path / "allowlist.toml").exists()

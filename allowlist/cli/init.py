@@ -43,6 +43,11 @@ def init(
         raise ConfigError(
             "could not read everything needed for a draft; nothing was written:\n  " + "\n  ".join(problems)
         )
+    if not refs:
+        raise ConfigError(
+            f"found no supported server or account in {len(found_subscriptions)} subscription(s); nothing was "
+            "written (give --subscription, or check that the credential can read them)"
+        )
     text = draft_config(found_subscriptions, refs, discovery.apps)
     try:
         with out.open("x", encoding="utf-8") as handle:  # "x": fails if the file appeared meanwhile
