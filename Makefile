@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-scale clean
+.PHONY: install demo test lint bench bench-scale bench-startup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: install
 
 bench-scale: install
 	$(BIN)/python bench/scale.py --sizes 1000,10000 --record bench/RESULTS.md
+
+bench-startup: install
+	$(BIN)/python bench/startup.py --record bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -69,6 +69,12 @@ class ArmClients:
     """One client per (service, subscription), made on first use and shared across threads."""
 
     def __init__(self, settings: ArmSettings, credential: TokenCredential | None = None) -> None:
+        import logging  # here, not at start-up: `allowlist --help` never needs it
+
+        # The Azure SDK logs warnings (a page per failed credential) through `logging`; allowlist reports
+        # failures itself, in one line.
+        logging.getLogger("azure").addHandler(logging.NullHandler())
+        logging.getLogger("azure").propagate = False
         self.settings = settings
         self._credential = credential
         self._clients: dict[tuple[str, str], Any] = {}

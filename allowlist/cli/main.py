@@ -7,7 +7,6 @@ write, a target another run holds); 2 changes pending (`plan --detailed-exitcode
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
@@ -72,10 +71,6 @@ def main(
 
 
 def run(argv: list[str] | None = None) -> int:
-    # The Azure SDK logs warnings (a page per failed credential) through `logging`; allowlist reports
-    # failures itself, in one line.
-    logging.getLogger("azure").addHandler(logging.NullHandler())
-    logging.getLogger("azure").propagate = False
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="allowlist", standalone_mode=False)
