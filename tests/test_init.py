@@ -40,6 +40,9 @@ def test_init_never_overwrites(demo: Emulator, tmp_path: Path, capsys: Cap) -> N
     assert refused.code == 1 and "already exists: allowlist init never overwrites a file" in refused.err
     assert (tmp_path / "allowlist.toml").read_text() == "# mine\n"
     assert cli(capsys, "init", "--out", "draft.toml").code == 0 and (tmp_path / "draft.toml").exists()
+    printed = cli(capsys, "init", "--out", "-")
+    assert printed.code == 0 and printed.out == (tmp_path / "draft.toml").read_text()  # stdout: nothing written
+    assert not (tmp_path / "-").exists()
 
 
 def test_a_resource_group_with_apps_is_its_own_guess(demo: Emulator, tmp_path: Path, capsys: Cap) -> None:  # noqa: F811

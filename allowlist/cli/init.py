@@ -12,9 +12,9 @@ from allowlist.errors import ConfigError
 
 
 def init(
-    out: Annotated[Path, typer.Option("--out", metavar="PATH", help="Where to write; never overwritten.")] = Path(
-        "allowlist.toml"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", metavar="PATH|-", help="Where to write (never over a file), or - for stdout.")
+    ] = Path("allowlist.toml"),
     subscriptions: o.SubscriptionOpt = None,
     arm_endpoint: o.EndpointOpt = None,
     quiet: o.QuietOpt = False,
@@ -28,7 +28,8 @@ def init(
     from allowlist.scope import Settings
     from allowlist.sources.appservice import discover, subscriptions_in
 
-    if out.exists():
+    to_stdout = str(out) == "-"
+    if not to_stdout and out.exists():
         raise ConfigError(f"{out} already exists: allowlist init never overwrites a file (give --out NEW_PATH)")
     settings = Settings()
     scope = scope_from_flags(settings, [], list(subscriptions or []), [], [], [], [], slots=True)
@@ -49,6 +50,9 @@ def init(
             "written (give --subscription, or check that the credential can read them)"
         )
     text = draft_config(found_subscriptions, refs, discovery.apps)
+    if to_stdout:
+        o.emit(text)
+        return 0
     try:
         with out.open("x", encoding="utf-8") as handle:  # "x": fails if the file appeared meanwhile
             handle.write(text)
