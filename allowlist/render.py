@@ -20,6 +20,7 @@ from typing import Any
 from allowlist import __version__
 from allowlist.errors import AllowlistError, ConfigError
 from allowlist.gate import decide
+from allowlist.model import IpRange
 from allowlist.planner import Change, Plan, TargetPlan
 from allowlist.targets.ledger import ledger_tags
 from allowlist.targets.registry import BACKENDS
@@ -102,9 +103,9 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
                 "rules": [r for r in rules if not split or r["version"] == 4],
                 "rules6": [r for r in rules if split and r["version"] == 6],
                 "ipv6": any(c.range.version == 6 for c in desired),  # formats that cannot write IPv6 refuse it
-                "stale": [_stale(c) for c in t.of("delete") if not split or c.range.version == 4],
-                "stale6": [_stale(c) for c in t.of("delete") if split and c.range.version == 6],
-                "unmanaged": [{"name": r.name, "start": r.range.first, "end": r.range.last} for r in t.unmanaged],
+                "stale": [_ends(c.name, c.range) for c in t.of("delete") if not split or c.range.version == 4],
+                "stale6": [_ends(c.name, c.range) for c in t.of("delete") if split and c.range.version == 6],
+                "unmanaged": [_ends(r.name, r.range) for r in t.unmanaged],
             }
         )
         for change in desired:
@@ -139,8 +140,8 @@ def template_context(plan: Plan, options: RenderOptions) -> dict[str, Any]:
     }
 
 
-def _stale(change: Change) -> dict[str, str]:
-    return {"name": change.name, "start": change.range.first, "end": change.range.last}
+def _ends(name: str, rule_range: IpRange) -> dict[str, str]:
+    return {"name": name, "start": rule_range.first, "end": rule_range.last}
 
 
 def restrictions(t: TargetPlan, priority: int) -> list[dict[str, Any]]:
