@@ -135,6 +135,19 @@ class ArmClients:
             )
         return self._transport
 
+    def send(self, method: str, url: str, body: Any = None, etag: str | None = None) -> Any:
+        """One raw ARM request (a path with its api-version) through a light client's pipeline: auth,
+        retries, pacing. An error status raises HttpResponseError."""
+        client = self.client("subscriptions")
+        from azure.core.exceptions import HttpResponseError  # loaded with the client, see client()
+        from azure.core.rest import HttpRequest
+
+        headers = {"If-Match": etag} if etag else {}
+        response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
+        if response.status_code >= 400:
+            raise HttpResponseError(response=response)
+        return response
+
     def client(self, service: str, subscription_id: str = "") -> Any:
         """The SDK client for a source (a key of CLIENTS) or a back end's kind, in one subscription, made once.
 

@@ -38,6 +38,8 @@ def init(
     issues: list[DiscoveryIssue] = []
     found_subscriptions = subscriptions_in(scope, clients, issues)
     refs, _ = find_resources(clients, found_subscriptions, issues)
+    # The subscriptions found, named: discovery does not list them again.
+    scope = scope_from_flags(settings, [], found_subscriptions, [], [], [], [], slots=True)
     discovery = discover(scope, clients)
     problems = [f"{i.scope}: {i.message}" for i in (*issues, *discovery.issues)]
     if problems:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,6 +228,33 @@ class State:
 
     def record(self, server_id: str, name: str, before: FirewallRule | None, after: FirewallRule | None) -> None:
         self.timeline.append(FirewallEvent(time.monotonic(), server_id, name, before, after))
+
+    def store_rule(
+        self, owner_id: str, rules: dict[str, FirewallRule], name: str, start: str, end: str
+    ) -> FirewallRule | None:
+        """Create or replace a named rule (it keeps the case it was created with), on the timeline; the
+        rule it replaced, if any. Callers hold the lock."""
+        before = rules.get(name.lower())
+        after = FirewallRule(before.name if before else name, start, end)
+        rules[name.lower()] = after
+        if before != after:
+            self.record(owner_id, after.name, before, after)
+        return before
+
+    def remove_rule(self, owner_id: str, rules: dict[str, FirewallRule], name: str) -> FirewallRule | None:
+        """Delete a named rule, on the timeline; the rule deleted, or None when there was none."""
+        before = rules.pop(name.lower(), None)
+        if before is not None:
+            self.record(owner_id, before.name, before, None)
+        return before
+
+    def record_changes(
+        self, owner_id: str, before: Mapping[str, FirewallRule], after: Mapping[str, FirewallRule]
+    ) -> None:
+        """Every rule that came, went or changed between two views of one firewall, keyed alike."""
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                self.record(owner_id, (after.get(key) or before[key]).name, before.get(key), after.get(key))
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy of the firewall state, for tests and the `emulator` command."""

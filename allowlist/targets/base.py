@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from allowlist.model import ExistingRule, IpRange, TargetRef
 
@@ -56,6 +56,12 @@ class Firewall:
     @property
     def count(self) -> int:
         return len(self.rules) + len(self.opaque)
+
+
+def with_opaque(rules: list[ExistingRule], opaque: list[str], what: str, **extra: Any) -> Firewall:
+    """A firewall read rule by rule; `what` says why each opaque one is not a range (`{}` is its name)."""
+    notes = tuple(f"{what.format(name)}: left alone, counted toward the limit" for name in opaque)
+    return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque), **extra)
 
 
 class TargetWriteError(Exception):

@@ -18,16 +18,7 @@ class KeyVault(AddressList):
     entry_key = "value"
 
     def _send(self, method: str, body: Mapping[str, Any] | None = None, etag: str | None = None) -> Any:
-        client = self._clients.client("subscriptions")  # any client's pipeline sends a raw request
-        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
-        from azure.core.rest import HttpRequest
-
-        headers = {"If-Match": etag} if etag else {}
-        request = HttpRequest(method, f"{self.ref.id}?api-version={API_VERSION}", json=body, headers=headers)
-        response = client.send_request(request)
-        if response.status_code >= 400:
-            raise HttpResponseError(response=response)
-        return response
+        return self._clients.send(method, f"{self.ref.id}?api-version={API_VERSION}", body, etag)
 
     def _get(self) -> tuple[Mapping[str, Any], str | None]:
         response = self._send("GET")

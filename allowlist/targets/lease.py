@@ -63,17 +63,11 @@ class Lease:
     newer_writer: str | None = None  # another run that wrote this target after this run began
 
     def _send(self, method: str, body: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-        client = self.clients.client("subscriptions")  # any client sends a raw request; this one is light
-        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
-        from azure.core.rest import HttpRequest
-
         url = f"{self.ref.id}/providers/Microsoft.Resources/tags/default?api-version={TAGS_API}"
         last: Exception | None = None
         for _ in range(ATTEMPTS):  # PATCH is not retried by the SDK on a dropped connection
             try:
-                response = client.send_request(HttpRequest(method, url, json=body))
-                if response.status_code >= 400:
-                    raise HttpResponseError(response=response)
+                response = self.clients.send(method, url, body)
                 payload = response.json() if response.content else {}
                 return payload if isinstance(payload, Mapping) else {}
             except Exception as exc:  # an SDK or transport error: try again, then report it

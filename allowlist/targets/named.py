@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from allowlist.azure import ArmClients
 
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError
+from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
 
 # A failed long-running write changed nothing and may be tried again (PUT and DELETE are idempotent).
 OPERATION_ATTEMPTS = 3
@@ -76,10 +76,7 @@ class NamedRules:
                     opaque.append(name)
                 else:
                     rules.append(ExistingRule(name, found))
-        notes = tuple(
-            f"rule '{n}' does not hold a readable IP range: left alone, counted toward the limit" for n in opaque
-        )
-        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
+        return with_opaque(rules, opaque, "rule '{}' does not hold a readable IP range")
 
     def _write(self, call: Any, *args: Any) -> None:
         from azure.core.exceptions import HttpResponseError

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from allowlist.armerrors import describe
 from allowlist.azure import list_raw
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError
+from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
@@ -45,20 +45,14 @@ class RedisRules:
                 opaque.append(name)
             else:
                 rules.append(ExistingRule(name, found))
-        notes = tuple(
-            f"rule '{n}' does not hold a readable IPv4 range: left alone, counted toward the limit" for n in opaque
-        )
-        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque))
+        return with_opaque(rules, opaque, "rule '{}' does not hold a readable IPv4 range")
 
     def _send(self, method: str, name: str, body: dict[str, Any] | None = None) -> None:
-        client = self._client()
         from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
-        from azure.core.rest import HttpRequest
 
-        url = f"{self.ref.id}/firewallRules/{name}?api-version={API_VERSION}"
-        response = client.send_request(HttpRequest(method, url, json=body))
-        if response.status_code >= 400:
-            error = HttpResponseError(response=response)
+        try:
+            self._clients.send(method, f"{self.ref.id}/firewallRules/{name}?api-version={API_VERSION}", body)
+        except HttpResponseError as error:
             raise TargetWriteError(describe(error)) from error
 
     def put_rule(self, name: str, rule_range: IpRange) -> None:

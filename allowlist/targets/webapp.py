@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from allowlist.armerrors import describe
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError
+from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
@@ -76,16 +76,7 @@ class AccessRestrictions:
         self._clients = clients
 
     def _send(self, method: str, body: Mapping[str, Any] | None = None, etag: str | None = None) -> Any:
-        client = self._clients.client("subscriptions")  # raw JSON through a light client's pipeline
-        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
-        from azure.core.rest import HttpRequest
-
-        headers = {"If-Match": etag} if etag else {}
-        url = f"{self.ref.id}/config/web?api-version={API_VERSION}"
-        response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
-        if response.status_code >= 400:
-            raise HttpResponseError(response=response)
-        return response
+        return self._clients.send(method, f"{self.ref.id}/config/web?api-version={API_VERSION}", body, etag)
 
     def _entries(self) -> tuple[list[dict[str, Any]], str | None]:
         """The restrictions as ARM holds them, without the implicit "Allow all", and the ETag."""
@@ -106,10 +97,9 @@ class AccessRestrictions:
                 rules.append(ExistingRule(name, found))
             else:
                 opaque.append(str(name or "<unnamed>"))
-        notes = tuple(
-            f"restriction '{n}' is not an IP allow rule: left alone, counted toward the limit" for n in opaque
+        return with_opaque(
+            rules, opaque, "restriction '{}' is not an IP allow rule", entries=tuple(map(json.dumps, entries))
         )
-        return Firewall(tuple(rules), notes=notes, opaque=tuple(opaque), entries=tuple(map(json.dumps, entries)))
 
     def _rewrite(self, change: Any) -> None:
         """Read, change, PATCH with If-Match. Each attempt starts from a fresh read and `change` is idempotent,

@@ -138,10 +138,7 @@ def _tags(payload: JSON) -> dict[str, str] | None:
 def _replace(state: State, account: IpListAccount, entries: list[str] | None, tags: dict[str, str] | None) -> None:
     """Apply a PATCH: record each entry that came or went, so the timeline replays the list."""
     if entries is not None:
-        before, after = account.as_rules(), {e.lower(): entry_rule(e) for e in entries}
-        for key in sorted(set(before) | set(after)):
-            if before.get(key) != after.get(key):
-                state.record(account.id, (after.get(key) or before[key]).name, before.get(key), after.get(key))
+        state.record_changes(account.id, account.as_rules(), {e.lower(): entry_rule(e) for e in entries})
         account.ip_rules = list(dict.fromkeys(entries))
     if tags is not None:
         account.tags = tags

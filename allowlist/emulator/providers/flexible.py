@@ -72,12 +72,8 @@ def routes(
                 )
 
         def complete() -> JSON:
-            before = server.rules.get(name.lower())
-            after = FirewallRule(before.name if before else name, rule.start, rule.end)
-            server.rules[name.lower()] = after
-            if before != after:
-                state.record(server.id, after.name, before, after)
-            return rule_body(server, after)
+            state.store_rule(server.id, server.rules, name, rule.start, rule.end)
+            return rule_body(server, server.rules[name.lower()])
 
         return operations.start(request, namespace, server.location, complete, fail_writes(request), server.id)
 
@@ -88,9 +84,7 @@ def routes(
                 return Response(204)
 
         def complete() -> None:
-            before = server.rules.pop(request.params["ruleName"].lower(), None)
-            if before is not None:
-                state.record(server.id, before.name, before, None)
+            state.remove_rule(server.id, server.rules, request.params["ruleName"])
 
         return operations.start(request, namespace, server.location, complete, fail_writes(request), server.id)
 

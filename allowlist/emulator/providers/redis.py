@@ -78,19 +78,14 @@ def routes(page_size: int, fail_write: Callable[[Request], bool]) -> list[Route]
                 raise ArmError(
                     400, "FirewallRuleLimitExceeded", f"A cache has at most {state.rule_limit(REDIS)} rules."
                 )
-            rule = FirewallRule(before.name if before else name, parsed.start, parsed.end)
-            cache.rules[name.lower()] = rule
-            if before != rule:
-                state.record(cache.id, rule.name, before, rule)
-            return Response(201 if before is None else 200, rule_body(cache, rule))
+            state.store_rule(cache.id, cache.rules, name, parsed.start, parsed.end)
+            return Response(201 if before is None else 200, rule_body(cache, cache.rules[name.lower()]))
 
     def delete_rule(request: Request, state: State) -> Response:
         with state.lock:
             cache = find(request, state)
-            before = cache.rules.pop(request.params["ruleName"].lower(), None)
-            if before is None:
+            if state.remove_rule(cache.id, cache.rules, request.params["ruleName"]) is None:
                 return Response(204)
-            state.record(cache.id, before.name, before, None)
             return Response(200)
 
     return [

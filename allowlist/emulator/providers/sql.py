@@ -139,14 +139,10 @@ def routes(page_size: int) -> list[Route]:
         with state.lock:
             server = find(request, state)
             rule = parse_rule(name, payload)
-            before = server.rules.get(name.lower())
-            if before is None and len(server.rules) + len(server.rules6) >= state.rule_limit(SQL):
+            if name.lower() not in server.rules and len(server.rules) + len(server.rules6) >= state.rule_limit(SQL):
                 raise too_many(state.rule_limit(SQL))
-            if before is not None:
-                rule = FirewallRule(before.name, rule.start, rule.end)  # the name keeps its first case
-            server.rules[name.lower()] = rule
-            if before != rule:
-                state.record(server.id, rule.name, before, rule)
+            before = state.store_rule(server.id, server.rules, name, rule.start, rule.end)
+            rule = server.rules[name.lower()]
             if before is None:
                 return Response(201, rule_body(server, rule, with_type=False))
             return Response(200, rule_body(server, rule))
@@ -154,10 +150,8 @@ def routes(page_size: int) -> list[Route]:
     def delete_rule(request: Request, state: State) -> Response:
         with state.lock:
             server = find(request, state)
-            before = server.rules.pop(request.params["ruleName"].lower(), None)
-            if before is None:
+            if state.remove_rule(server.id, server.rules, request.params["ruleName"]) is None:
                 return Response(204)
-            state.record(server.id, before.name, before, None)
             return Response(200)
 
     def replace_rules(request: Request, state: State) -> Response:
@@ -174,10 +168,7 @@ def routes(page_size: int) -> list[Route]:
             raise too_many(state.rule_limit(SQL))
         with state.lock:
             server = find(request, state)
-            for key in sorted(set(server.rules) | set(new)):
-                before, after = server.rules.get(key), new.get(key)
-                if before != after:
-                    state.record(server.id, after.name if after else before.name, before, after)  # type: ignore[union-attr]
+            state.record_changes(server.id, server.rules, new)
             server.rules = new
             if not new:
                 return Response(202)
@@ -198,23 +189,17 @@ def routes(page_size: int) -> list[Route]:
         with state.lock:
             server = find(request, state)
             rule = parse_rule6(name, payload)
-            before = server.rules6.get(name.lower())
-            if before is None and len(server.rules) + len(server.rules6) >= state.rule_limit(SQL):
+            if name.lower() not in server.rules6 and len(server.rules) + len(server.rules6) >= state.rule_limit(SQL):
                 raise too_many(state.rule_limit(SQL))
-            if before is not None:
-                rule = FirewallRule(before.name, rule.start, rule.end)
-            server.rules6[name.lower()] = rule
-            if before != rule:
-                state.record(server.id, rule.name, before, rule)
+            before = state.store_rule(server.id, server.rules6, name, rule.start, rule.end)
+            rule = server.rules6[name.lower()]
             return Response(200 if before is not None else 201, rule6_body(server, rule))
 
     def delete_rule6(request: Request, state: State) -> Response:
         with state.lock:
             server = find(request, state)
-            before = server.rules6.pop(request.params["ruleName"].lower(), None)
-            if before is None:
+            if state.remove_rule(server.id, server.rules6, request.params["ruleName"]) is None:
                 return Response(204)
-            state.record(server.id, before.name, before, None)
             return Response(200)
 
     v6_read, v6_write = "Microsoft.Sql/servers/ipv6FirewallRules/read", "Microsoft.Sql/servers/ipv6FirewallRules/write"

@@ -249,10 +249,7 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
             if entries is not None:
                 before = site.restriction_rules()
                 site.ip_security_restrictions = entries
-                after = site.restriction_rules()
-                for key in sorted(set(before) | set(after)):
-                    if before.get(key) != after.get(key):
-                        state.record(site.id, (after.get(key) or before[key]).name, before.get(key), after.get(key))
+                state.record_changes(site.id, before, site.restriction_rules())
             site.config_version += 1
             return Response(200, config_body(site), {"ETag": _etag(site)})
 
