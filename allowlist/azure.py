@@ -26,7 +26,7 @@ ENDPOINT_ENV = "ALLOWLIST_ARM_ENDPOINT"
 @dataclass(frozen=True)
 class ArmSettings:
     endpoint: str = PUBLIC_ARM
-    ca_bundle: str | None = None  # None: the system store, or REQUESTS_CA_BUNDLE; TLS is never switched off
+    ca_bundle: str | None = None  # None: certifi's bundle (else the system's); TLS is never switched off
     retry_total: int = 6
     retry_backoff: float = 0.8
     timeout: float = 60.0
@@ -115,24 +115,9 @@ class ArmClients:
 
     def _make_transport(self) -> Any:
         if self._transport is None:
-            import requests
-            from azure.core.pipeline.transport import RequestsTransport
+            from allowlist.transport import Urllib3Transport
 
-            session = requests.Session()
-            # The environment is read once here, not per request (requests scans every variable for proxies
-            # on each call: a second of CPU per 4,000 requests). Proxies and NO_PROXY still apply, for the
-            # ARM host every request goes to; the CA bundle comes from settings; no ~/.netrc (the bearer
-            # token is the only auth).
-            session.trust_env = False
-            session.proxies.update(requests.utils.get_environ_proxies(self.settings.endpoint))
-            session.auth = lambda request: request
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
-            session.mount("https://", adapter)
-            s = self.settings
-            verify: dict[str, Any] = {"connection_verify": s.ca_bundle} if s.ca_bundle else {}
-            self._transport = RequestsTransport(
-                session=session, session_owner=False, connection_timeout=s.timeout, read_timeout=s.timeout, **verify
-            )
+            self._transport = Urllib3Transport(self.settings.ca_bundle, self.settings.timeout)
         return self._transport
 
     def send(self, method: str, url: str, body: Any = None, etag: str | None = None) -> Any:
@@ -160,7 +145,7 @@ class ArmClients:
         module, name = client_spec(service)
         with _IMPORTS:
             cls = getattr(importlib.import_module(module), name)
-            for needed in RAW_REQUEST_MODULES:  # so a raw request made with this client imports nothing
+            for needed in (*RAW_REQUEST_MODULES, "allowlist.transport"):  # nothing left to import later
                 importlib.import_module(needed)
         args = (self.credential,) if service in TENANT_CLIENTS else (self.credential, subscription_id)
         made = cls(*args, **self._options())

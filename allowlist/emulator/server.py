@@ -65,6 +65,8 @@ class _TlsServer(ThreadingHTTPServer):
             tls = self.emulator._tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
+        with self.emulator._log_lock:
+            self.emulator.connections += 1
         try:
             super().finish_request(tls, client_address)
         finally:
@@ -151,6 +153,7 @@ class Emulator:
         self.accepted_tokens = accepted_tokens  # None: any non-empty bearer token
         self.faults = Faults(faults or FaultConfig())
         self.requests: list[LoggedRequest] = []
+        self.connections = 0  # TLS handshakes completed: how well clients keep connections alive
         self.operations = Operations()
         # Tests: called with each request before it is answered, to make something happen at that moment
         # (a person's edit landing between a client's read and its write).
@@ -297,14 +300,16 @@ class Emulator:
         """Counts of the requests answered so far (not this one), by method and status."""
         with self._log_lock:
             logged = [r for r in self.requests if r.path != STATS_PATH]
+            connections = self.connections
             if reset:
                 self.requests.clear()
+                self.connections = 0
         by_status: dict[str, int] = {}
         by_method: dict[str, int] = {}
         for r in logged:
             by_status[str(r.status)] = by_status.get(str(r.status), 0) + 1
             by_method[r.method] = by_method.get(r.method, 0) + 1
-        return {"requests": len(logged), "by_status": by_status, "by_method": by_method}
+        return {"requests": len(logged), "by_status": by_status, "by_method": by_method, "connections": connections}
 
     def reset_log(self) -> None:
         with self._log_lock:

@@ -1,0 +1,137 @@
+"""The shared HTTP transport: proxies from the environment, TLS always verified, errors the SDK retries,
+and one pool of kept-alive connections."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from azure.core.exceptions import ServiceRequestError
+
+from allowlist.azure import ArmClients, ArmSettings
+from allowlist.emulator import Emulator
+from tests.cli_helpers import cli, write_config
+from tests.conftest import SQL1, StaticCred
+
+Cap = pytest.CaptureFixture[str]
+
+
+class ConnectProxy:
+    """A forward proxy that tunnels HTTPS (CONNECT) and records where each tunnel went."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.tunnels: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        method, target = head.split(b" ")[:2]
+        if method != b"CONNECT":
+            client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        self.tunnels.append(target.decode())
+        host, port = target.decode().rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        pair = {client: upstream, upstream: client}
+        while True:
+            ready, _, _ = select.select(list(pair), [], [], 5)
+            if not ready:
+                break
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    upstream.close()
+                    client.close()
+                    return
+                pair[sock].sendall(data)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[ConnectProxy]:
+    p = ConnectProxy()
+    yield p
+    p.close()
+
+
+def subscriptions(clients: ArmClients) -> list[str]:
+    return sorted(s.subscription_id for s in clients.client("subscriptions").subscriptions.list())
+
+
+def make_clients(emulator: Emulator, ca_bundle: str) -> ArmClients:
+    return ArmClients(ArmSettings(endpoint=emulator.base_url, ca_bundle=ca_bundle, retry_backoff=0), StaticCred())
+
+
+def test_https_proxy_from_the_environment_carries_every_request(
+    emulator: Emulator, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    clients = make_clients(emulator, str(emulator.ca_path))
+    found = subscriptions(clients)
+    assert found and len(found) == len(set(found))
+    host = emulator.base_url.removeprefix("https://")
+    assert proxy.tunnels and set(proxy.tunnels) == {host}  # TLS end to end, through the tunnel
+
+
+def test_no_proxy_goes_direct(emulator: Emulator, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert subscriptions(make_clients(emulator, str(emulator.ca_path)))
+    assert proxy.tunnels == []
+
+
+def test_a_certificate_from_another_authority_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        subscriptions(make_clients(emulator, str(other)))
+    assert emulator.count() == 0  # refused at the handshake: no request was sent
+
+
+def test_the_cli_says_the_certificate_is_untrusted_and_writes_nothing(
+    cli_env: Emulator, tmp_path: Path, capsys: Cap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other))
+    before = cli_env.state.snapshot()
+    config = write_config(tmp_path / "a.toml", [{"targets": [SQL1], "subscriptions": ["*"]}], retry_total=0)
+    result = cli(capsys, "apply", "--yes", "-c", str(config))
+    assert result.code != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in result.err
+    assert cli_env.state.snapshot() == before
+
+
+def test_connections_are_kept_alive_across_clients(emulator: Emulator) -> None:
+    clients = make_clients(emulator, str(emulator.ca_path))
+    for _ in range(5):
+        subscriptions(clients)
+        clients.send("GET", f"{SQL1}/firewallRules?api-version=2021-11-01")
+    stats = emulator.stats()
+    assert stats["requests"] >= 10
+    assert stats["connections"] == 1  # one thread, one kept-alive connection, one TLS handshake
