@@ -126,11 +126,12 @@ class ArmClients:
         client = self.client("subscriptions")
         from azure.core.exceptions import HttpResponseError  # loaded with the client, see client()
         from azure.core.rest import HttpRequest
+        from azure.mgmt.core.exceptions import ARMErrorFormat
 
         headers = {"If-Match": etag} if etag else {}
         response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
-        if response.status_code >= 400:
-            raise HttpResponseError(response=response)
+        if response.status_code >= 400:  # with ARM's error code and message, as the SDK's own calls raise
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
         return response
 
     def client(self, service: str, subscription_id: str = "") -> Any:

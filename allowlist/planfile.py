@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -163,17 +164,41 @@ def plan_to_json(plan: Plan) -> str:
 
 def save_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    # The file is the canonical JSON the digest covers, with the digest added: one serialisation, not two
-    # (a plan of 10,000 apps is tens of megabytes; compact, as the indenting encoder is pure Python).
-    body = canonical_json(_body(plan)).encode()
-    fingerprint = "sha256:" + hashlib.sha256(body).hexdigest()  # as digest() computes it
+    # The file is the canonical JSON the digest covers, with the digest added, written as it is made: a
+    # plan of 10,000 apps is tens of megabytes, which would otherwise be held twice (text and bytes).
+    hasher = hashlib.sha256()
     try:
         with tmp.open("wb") as out:
-            out.write(memoryview(body)[:-1])  # the closing brace comes after the digest
-            out.write(f',"digest":{json.dumps(fingerprint)}}}\n'.encode())
+            held = b""  # each piece is written once the next is made: the last, "}", comes after the digest
+            for chunk in _canonical_chunks(_body(plan)):
+                out.write(held)
+                held = chunk.encode()
+                hasher.update(held)
+            fingerprint = "sha256:" + hasher.hexdigest()  # as digest() computes it
+            out.write(f',"digest":{json.dumps(fingerprint)}}}\n'.encode())  # the closing brace comes last
         tmp.replace(path)  # never leave a half-written plan behind
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
+
+
+def _canonical_chunks(value: Any, depth: int = 0) -> Iterator[str]:
+    """canonical_json(value) in pieces, byte for byte: the top two levels are opened up, the rest is
+    encoded by the C encoder in one call per item."""
+    if depth == 2 or not isinstance(value, (dict, list)):
+        yield json.dumps(value, sort_keys=True, separators=(",", ":"))
+    elif isinstance(value, dict):
+        yield "{"
+        for n, key in enumerate(sorted(value)):
+            yield ("," if n else "") + json.dumps(key) + ":"
+            yield from _canonical_chunks(value[key], depth + 1)
+        yield "}"
+    else:
+        yield "["
+        for n, item in enumerate(value):
+            if n:
+                yield ","
+            yield from _canonical_chunks(item, depth + 1)
+        yield "]"
 
 
 def load_plan(path: Path, runtime: Settings | None = None) -> Plan:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from allowlist.config import build_scope
 from allowlist.findings import Kind
 from allowlist.model import Discovery, DiscoveryIssue, ExistingRule, IpRange
 from allowlist.naming import parse_rule_name, rule_name
-from allowlist.planfile import load_plan, plan_to_json, save_plan
+from allowlist.planfile import _canonical_chunks, canonical_json, load_plan, plan_to_data, plan_to_json, save_plan
 from allowlist.planner import build_plan, desired_ranges, plan_target
 from allowlist.scope import Settings
 from allowlist.targets.base import Firewall
@@ -202,6 +206,19 @@ def test_saved_plans_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     save_plan(original, path)
     assert load_plan(path) == original
+    # Written in pieces as it is made, the file is still the canonical JSON its digest covers.
+    saved = path.read_bytes()
+    data = plan_to_data(original)
+    assert saved == (canonical_json({k: v for k, v in data.items() if k != "digest"})[:-1]
+                     + f',"digest":"{data["digest"]}"}}\n').encode()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, [], {"b": [1, {"z": "é", "a": None}], "a": '"q"\n'}, {"x": [[], {}, [{"k": [1.5, True]}]], "é": "ü"}],
+)
+def test_canonical_json_in_pieces_is_byte_for_byte_the_whole(value: Any) -> None:
+    assert "".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 # --- Planning from capabilities alone: the planner knows no back end by name. ---

@@ -6,8 +6,9 @@ Never uses SQL's collection-level "replace all rules" call: it would delete rule
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from allowlist.armerrors import describe
 
@@ -64,12 +65,24 @@ class NamedRules:
         client = self._clients.client(self.ref.kind, self.ref.subscription_id)
         return client.firewall_rules if version == 4 else client.ipv6_firewall_rules
 
+    def _api_version(self) -> str:
+        """The REST version the back end's SDK speaks; its raw calls go through the light client."""
+        return str(self._clients.client(self.ref.kind, self.ref.subscription_id)._config.api_version)
+
+    def _rules_path(self, version: int) -> str:
+        return f"{self.ref.id}/{'firewallRules' if version == 4 else 'ipv6FirewallRules'}"
+
     def read(self, prefix: str) -> Firewall:
+        from allowlist.azure import list_raw
+
         del prefix  # named rules carry their ownership in their names
+        light, api_version = self._clients.client("subscriptions"), self._api_version()
         rules, opaque = [], []
         for version in (4, 6) if self.capabilities.ipv6 else (4,):
-            for rule in self._ops(version).list_by_server(self.ref.resource_group, self.ref.name):
-                name, found = getattr(rule, "name", None), rule_range(rule, version)
+            # Raw JSON, not SDK models: building a model per rule cost more than reading it (2.4 s of
+            # CPU for 27,000 rules at 10,000 apps).
+            for rule in list_raw(light, self._rules_path(version), api_version):
+                name, found = rule.get("name"), rule_range(rule, version)
                 if not isinstance(name, str):
                     opaque.append("<a rule without a name>")
                 elif found is None:
@@ -78,12 +91,12 @@ class NamedRules:
                     rules.append(ExistingRule(name, found))
         return with_opaque(rules, opaque, "rule '{}' does not hold a readable IP range")
 
-    def _write(self, call: Any, *args: Any) -> None:
+    def _write(self, call: Callable[[], Any]) -> None:
         from azure.core.exceptions import HttpResponseError
 
         for attempt in range(1, OPERATION_ATTEMPTS + 1):
             try:
-                result = call(self.ref.resource_group, self.ref.name, *args)
+                result = call()
                 if self.capabilities.long_running_writes:
                     self._wait(result)
                 return
@@ -99,6 +112,11 @@ class NamedRules:
                 limit_hit = is_limit_error(self.capabilities, code, message)
                 raise TargetWriteError(message, limit_hit=limit_hit) from exc
 
+    def _direct(self, method: str, name: str, version: int, body: Any = None) -> Callable[[], Any]:
+        """A write that answers at once (SQL), sent as its REST call: no model built or read back."""
+        url = f"{self._rules_path(version)}/{quote(name, safe='')}?api-version={self._api_version()}"
+        return lambda: self._clients.send(method, url, body)
+
     def _wait(self, poller: Any) -> None:
         """Bounded: a stuck operation ends this target's run instead of hanging the pipeline."""
         limit = self._clients.settings.operation_timeout
@@ -113,13 +131,18 @@ class NamedRules:
             body = {"properties": {"startIPv6Address": rule_range.first, "endIPv6Address": rule_range.last}}
         else:
             body = {"properties": {"startIpAddress": rule_range.first, "endIpAddress": rule_range.last}}
-        ops = self._ops(rule_range.version)
-        self._write(ops.begin_create_or_update if self.capabilities.long_running_writes else ops.create_or_update,
-                    name, body)  # fmt: skip
+        if self.capabilities.long_running_writes:
+            ops, ref = self._ops(rule_range.version), self.ref
+            self._write(lambda: ops.begin_create_or_update(ref.resource_group, ref.name, name, body))
+        else:
+            self._write(self._direct("PUT", name, rule_range.version, body))
 
     def delete_rule(self, name: str, rule_range: IpRange) -> None:
-        ops = self._ops(rule_range.version)
-        self._write(ops.begin_delete if self.capabilities.long_running_writes else ops.delete, name)
+        if self.capabilities.long_running_writes:
+            ops, ref = self._ops(rule_range.version), self.ref
+            self._write(lambda: ops.begin_delete(ref.resource_group, ref.name, name))
+        else:
+            self._write(self._direct("DELETE", name, rule_range.version))
 
 
 def flexible_backend(kind: str, namespace: str, label: str, client: tuple[str, str], api_version: str) -> Backend:
