@@ -72,7 +72,7 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
 
     def sites_of(sub: str) -> _Listing:
         path = f"/subscriptions/{sub}/providers/Microsoft.Web/sites"
-        found = _listing(scope, lambda: list_raw(clients.client("web", sub), path), slots_only=False)
+        found = _listing(scope, lambda: list_raw(clients.raw(), path, clients.api_version("web")), slots_only=False)
         tick("subscriptions", 1, len(subscriptions))
         return found
 
@@ -90,7 +90,7 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
         def slots_of(group: tuple[str, str]) -> _Listing:
             sub, name = group
             path = f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites"
-            pager = lambda: list_raw(clients.client("web", sub), path, includeSlots="true")  # noqa: E731
+            pager = lambda: list_raw(clients.raw(), path, clients.api_version("web"), includeSlots="true")  # noqa: E731
             found = _listing(scope, pager, slots_only=True)
             tick("resource groups", 1, len(ordered))
             return found
@@ -126,7 +126,7 @@ def resolve_egress(
         subnets.pop(key, None)
     environments = sorted({(r.environment, "linux" in a.kind.lower()) for a, r in platform if r.environment})
     resolver = resolver or NetworkResolver(clients)
-    web_api = clients.client("web", platform[0][0].subscription_id)._config.api_version if environments else ""
+    web_api = clients.api_version("web") if environments else ""
     by_subnet = dict(zip(subnets, pool.map(resolver.subnet, subnets.values()), strict=True))
     by_environment = dict(
         zip(environments, pool.map(lambda e: resolver.environment(e[0], e[1], web_api), environments), strict=True)
@@ -149,7 +149,7 @@ def subscriptions_in(scope: Scope, clients: ArmClients, issues: list[DiscoveryIs
     explicit = set(scope.subscriptions)
     if not scope.all_subscriptions:
         return sorted(explicit)
-    found, issue = _collect(lambda: list_raw(clients.client("subscriptions"), "/subscriptions"))
+    found, issue = _collect(lambda: list_raw(clients.raw(), "/subscriptions", clients.api_version("subscriptions")))
     if issue is not None:
         issues.append(DiscoveryIssue("/subscriptions", f"subscriptions could not be listed: {issue}"))
     usable = {

@@ -81,11 +81,11 @@ class NetworkResolver:
                 self._memo.setdefault(path, _done(found))
 
     def _get(self, resource_id: str, api_version: str = NETWORK_API) -> JSON:
-        client = self._clients.client("subscriptions")  # any client sends a raw request
+        client = self._clients.raw()
         return self._once(resource_id.lower(), lambda: get_raw(client, resource_id, api_version))  # type: ignore[no-any-return]
 
     def _firewalls(self, subscription_id: str) -> list[JSON]:
-        client = self._clients.client("subscriptions")
+        client = self._clients.raw()
         path = f"/subscriptions/{subscription_id}/providers/Microsoft.Network/azureFirewalls"
         return self._once(path.lower(), lambda: list(list_raw(client, path, api_version=NETWORK_API)))  # type: ignore[no-any-return]
 

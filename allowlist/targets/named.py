@@ -66,8 +66,7 @@ class NamedRules:
         return client.firewall_rules if version == 4 else client.ipv6_firewall_rules
 
     def _api_version(self) -> str:
-        """The REST version the back end's SDK speaks; its raw calls go through the light client."""
-        return str(self._clients.client(self.ref.kind, self.ref.subscription_id)._config.api_version)
+        return self._clients.api_version(self.ref.kind)
 
     def _rules_path(self, version: int) -> str:
         return f"{self.ref.id}/{'firewallRules' if version == 4 else 'ipv6FirewallRules'}"
@@ -76,7 +75,7 @@ class NamedRules:
         from allowlist.azure import list_raw
 
         del prefix  # named rules carry their ownership in their names
-        light, api_version = self._clients.client("subscriptions"), self._api_version()
+        light, api_version = self._clients.raw(), self._api_version()
         rules, opaque = [], []
         for version in (4, 6) if self.capabilities.ipv6 else (4,):
             # Raw JSON, not SDK models: building a model per rule cost more than reading it (2.4 s of

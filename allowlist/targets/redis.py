@@ -27,7 +27,7 @@ class RedisRules:
     def _client(self) -> Any:
         # Raw ARM JSON through a light client's pipeline (auth, retries, pacing): azure-mgmt-redis has
         # no send_request and its models are not needed for two fields.
-        return self._clients.client("subscriptions")
+        return self._clients.raw()
 
     def read(self, prefix: str) -> Firewall:
         del prefix  # named rules carry their ownership in their names
