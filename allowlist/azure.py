@@ -177,8 +177,9 @@ class ArmClients:
             return self._raw
 
     def api_version(self, service: str) -> str:
-        """The REST version a service's SDK speaks: raw calls to it ask for the same one."""
-        return str(self.client(service)._config.api_version)
+        """The REST version raw calls to a service ask for: pinned where allowlist parses the JSON itself
+        (so importing that SDK is not needed), else the version the service's SDK speaks."""
+        return RAW_API_VERSIONS.get(service) or str(self.client(service)._config.api_version)
 
     def client(self, service: str, subscription_id: str = "") -> Any:
         """The SDK client for a source (a key of CLIENTS) or a back end's kind, in one subscription, made once.
@@ -209,6 +210,10 @@ CLIENTS = {
 }
 TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscription
 
+
+# Pinned, not whatever the installed SDK defaults to: allowlist reads these answers itself, so their shape
+# must not move under it (web 2025-05-01 dropped the site-level vnetRouteAllEnabled, for one).
+RAW_API_VERSIONS = {"subscriptions": "2022-12-01", "web": "2025-05-01", "sql": "2025-01-01"}
 
 _IMPORTS = threading.Lock()
 RAW_REQUEST_MODULES = ("azure.core.rest", "azure.core.exceptions", "azure.mgmt.core.exceptions")

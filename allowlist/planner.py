@@ -110,6 +110,8 @@ def ownership(name: str, held: IpRange, prefix: str, capabilities: Capabilities)
     """Named rules: allowlist's only when the name parses as prefix + range and holds that range."""
     if any(name.casefold() == p.casefold() for p in capabilities.protected_names):
         return "foreign"
+    if rule_name(prefix, held, capabilities).casefold() == name.casefold():
+        return "managed"  # the common case, without parsing: one name per range, and this is its name
     encoded = parse_rule_name(prefix, name, capabilities)
     if encoded is None:
         return "prefixed" if name.casefold().startswith(prefix.casefold()) else "foreign"
@@ -131,22 +133,25 @@ def desired_ranges(
     """The merged ranges the pinned apps need, each with the IDs of the apps inside it; IPv6 ranges too
     when the back end holds IPv6 rules; and fixed ranges from config, each named `static:LABEL`."""
     # Apps on one stamp share their addresses: parse each distinct set once, however many apps hold it.
-    holders: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
+    # Apps are numbered in ID order, so each range's apps come out sorted by sorting numbers.
+    ids = sorted((a.id for a in apps if a.pinned), key=str.lower)
+    number = {app_id: n for n, app_id in enumerate(ids)}
+    holders: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = defaultdict(list)
     for app in apps:
         if app.pinned:
-            holders[(app.ipv4, app.ipv6 if ipv6 else ())].append(app.id)
-    owners: dict[int, set[str]] = defaultdict(set)
-    owners6: dict[int, set[str]] = defaultdict(set)
-    for (v4, v6), ids in holders.items():
+            holders[(app.ipv4, app.ipv6 if ipv6 else ())].append(number[app.id])
+    owners: dict[int, set[int]] = defaultdict(set)
+    owners6: dict[int, set[int]] = defaultdict(set)
+    for (v4, v6), held_by in holders.items():
         for address in v4:
-            owners[ipv4_number(address)].update(ids)
+            owners[ipv4_number(address)].update(held_by)
         for address in v6:
-            owners6[int(ipaddress.IPv6Address(address))].update(ids)
+            owners6[int(ipaddress.IPv6Address(address))].update(held_by)
     needed: dict[IpRange, tuple[str, ...]] = {}
     for version, found in ((4, owners), (6, owners6)):
         for rule_range in merge_numbers(found, version):
             inside = set().union(*(found[n] for n in range(rule_range.start, rule_range.end + 1)))
-            needed[rule_range] = tuple(sorted(inside, key=str.lower))
+            needed[rule_range] = tuple(ids[n] for n in sorted(inside))
     return _with_static(needed, [(r, label) for r, label in static if ipv6 or r.version == 4])
 
 

@@ -204,14 +204,16 @@ class Scope:
         )
 
     def apps_by_target(self, apps: Sequence[AppEgress]) -> dict[str, list[AppEgress]]:
-        """Which apps feed each target, deciding each app's blocks once (never apps x targets)."""
-        per_block: list[list[AppEgress]] = [[] for _ in self.blocks]
-        for app in apps:
+        """Which apps feed each target, in ID order, deciding each app's blocks once (never apps x targets)."""
+        by_key = {a.id.lower(): a for a in apps}
+        ordered = [by_key[k] for k in sorted(by_key)]  # an app is its position here from now on
+        per_block: list[list[int]] = [[] for _ in self.blocks]
+        for n, app in enumerate(ordered):
             for i in self.candidate_blocks(app.subscription_id):
                 if self.blocks[i].selector.matches(app):
-                    per_block[i].append(app)
-        found: dict[str, dict[str, AppEgress]] = {t.key: {} for t in self.targets}
+                    per_block[i].append(n)
+        found: dict[str, set[int]] = {t.key: set() for t in self.targets}
         for block, members in zip(self.blocks, per_block, strict=True):
             for target in {t.key for t in block.targets}:
-                found[target].update((a.id.lower(), a) for a in members)
-        return {key: sorted(members.values(), key=lambda a: a.id.lower()) for key, members in found.items()}
+                found[target].update(members)
+        return {key: [ordered[n] for n in sorted(members)] for key, members in found.items()}
