@@ -334,6 +334,7 @@ def client_spec(service: str) -> tuple[str, str]:
 
 def get_raw(client: Any, path: str, api_version: str) -> dict[str, Any]:
     """One ARM resource as raw JSON, through the SDK client's pipeline (auth, retries, Retry-After)."""
+    import orjson
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
@@ -342,7 +343,7 @@ def get_raw(client: Any, path: str, api_version: str) -> dict[str, Any]:
     if response.status_code != 200:
         map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
         raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-    body = response.json()
+    body = orjson.loads(response.content)
     if not isinstance(body, dict):
         raise ValueError(f"{path}: the answer is not a JSON object")
     return body
@@ -354,6 +355,7 @@ def list_raw(client: Any, path: str, api_version: str, **query: str) -> Iterator
     For site lists: azure-mgmt-web 11 builds a full model tree per site (~4 ms each), which dominates
     a run over thousands of apps, and the raw JSON also keeps fields it does not model (IPv6).
     """
+    import orjson
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
@@ -364,7 +366,7 @@ def list_raw(client: Any, path: str, api_version: str, **query: str) -> Iterator
         if response.status_code != 200:
             map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        body = response.json()
+        body = orjson.loads(response.content)  # pages of 100 sites: several times faster than json
         yield from body.get("value") or []
         url = body.get("nextLink")
         if url and "api-version=" not in url:

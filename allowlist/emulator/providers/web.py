@@ -187,18 +187,13 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
         require_subscription(request, state)
         sub = request.params["subscriptionId"].lower()
         with state.lock:
-            sites = [s for s in state.sites.values() if s.subscription_id.lower() == sub]
-            return page(request, _sorted(sites), page_size)
+            return page(request, _sorted(state.sites_in(sub)), page_size)
 
     def list_by_group(request: Request, state: State) -> Response:
         require_resource_group(request, state)
         sub, group = request.params["subscriptionId"].lower(), request.params["resourceGroupName"].lower()
         with state.lock:
-            sites = [
-                s
-                for s in state.sites.values()
-                if s.subscription_id.lower() == sub and s.resource_group.lower() == group
-            ]
+            sites = state.sites_in(sub, group)
             if request.query.get("includeSlots", "").lower() == "true":
                 sites += [slot for s in sites for slot in s.slots.values()]
             return page(request, _sorted(sites), page_size)
