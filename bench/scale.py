@@ -44,8 +44,12 @@ def estate_spec(apps: int) -> dict[str, Any]:
 def config_for(spec: dict[str, Any], compress: bool) -> str:
     subs = spec["subscriptions"]
     lines = ["[settings]", f"compress = {'true' if compress else 'false'}", "poll_interval = 0", ""]
-    for k in range(spec["servers"]):
-        feeding = [f"{(k + i) % subs:08d}-0000-4000-8000-000000000000" for i in range(min(subs, 1 + k % 8))]
+    servers = spec["servers"]
+    for k in range(servers):
+        # Server k is fed by 1 to 8 subscriptions from k on; with more subscriptions than servers (100,000
+        # apps), from k's share of them on, enough to leave no subscription out of scope.
+        start, count = (k, 1 + k % 8) if subs <= servers else (k * subs // servers, max(1 + k % 8, -(-subs // servers)))
+        feeding = [f"{(start + i) % subs:08d}-0000-4000-8000-000000000000" for i in range(min(subs, count))]
         target = f"/subscriptions/{k % subs:08d}-0000-4000-8000-000000000000/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-{k}"
         lines += [
             "[[sync]]",
