@@ -27,12 +27,14 @@ class PhaseLines:
         self._lock = threading.Lock()
         self._done: dict[str, int] = {}
         self._started: dict[str, float] = {}
+        self._said: set[str] = set()
 
     def step(self, phase: str, done: int, total: int) -> None:
         with self._lock:
             self._started.setdefault(phase, time.monotonic())
             count = self._done[phase] = self._done.get(phase, 0) + done
-            if total and count == total:
+            if total and count == total and phase not in self._said:  # a total may become known late
+                self._said.add(phase)
                 took = time.monotonic() - self._started[phase]
                 typer.echo(f"{LABELS.get(phase, phase)}: {count}/{total} in {took:.1f} s", err=True)
 

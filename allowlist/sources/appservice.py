@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -76,26 +76,32 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
         tick("subscriptions", 1, len(subscriptions))
         return found
 
+    # Slots: one list per resource group holding sites in scope (includeSlots), not one per site. A
+    # subscription's groups are listed as soon as its sites are, not after every subscription's.
+    groups_total: list[int] = []  # set once every subscription is listed; until then the total is unknown
+
+    def slots_of(group: tuple[str, str]) -> _Listing:
+        sub, name = group
+        path = f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites"
+        pager = lambda: list_raw(clients.raw(), path, clients.api_version("web"), includeSlots="true")  # noqa: E731
+        found = _listing(scope, pager, slots_only=True)
+        tick("resource groups", 1, groups_total[0] if groups_total else 0)
+        return found
+
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        listed = list(pool.map(sites_of, subscriptions))
+        listing = {sub: pool.submit(sites_of, sub) for sub in subscriptions}
+        slot_lists: dict[tuple[str, str], Future[_Listing]] = {}
+        for done in as_completed(listing.values()):
+            for group in sorted(done.result().groups, key=lambda g: (g[0], g[1].lower())):
+                slot_lists[group] = pool.submit(slots_of, group)
+        groups_total.append(len(slot_lists))
+        tick("resource groups", 0, len(slot_lists))  # says the phase is done if every list already is
         platform: list[tuple[AppEgress, Routing]] = []
-        groups: set[tuple[str, str]] = set()
-        for sub, found in zip(subscriptions, listed, strict=True):
-            _note(issues, f"/subscriptions/{sub}", found, "")
-            platform += found.apps
-            groups |= found.groups
-        # Slots: one list per resource group holding sites in scope (includeSlots), not one per site.
-        ordered = sorted(groups, key=lambda g: (g[0], g[1].lower()))
-
-        def slots_of(group: tuple[str, str]) -> _Listing:
-            sub, name = group
-            path = f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites"
-            pager = lambda: list_raw(clients.raw(), path, clients.api_version("web"), includeSlots="true")  # noqa: E731
-            found = _listing(scope, pager, slots_only=True)
-            tick("resource groups", 1, len(ordered))
-            return found
-
-        for (sub, name), found in zip(ordered, pool.map(slots_of, ordered), strict=True):
+        for sub in subscriptions:  # assembled in a fixed order, whatever order the answers came in
+            _note(issues, f"/subscriptions/{sub}", listing[sub].result(), "")
+            platform += listing[sub].result().apps
+        for sub, name in sorted(slot_lists, key=lambda g: (g[0], g[1].lower())):
+            found = slot_lists[(sub, name)].result()
             _note(issues, f"/subscriptions/{sub}/resourceGroups/{name}", found, "slots could not be listed: ")
             platform += found.apps
         apps = resolve_egress(platform, scope, clients, pool)
