@@ -99,8 +99,9 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
     return {**data, "digest": digest(data)}
 
 
-def _body(plan: Plan) -> dict[str, Any]:
-    """Everything a saved plan holds except its digest."""
+def _body(plan: Plan, lazy: bool = False) -> dict[str, Any]:
+    """Everything a saved plan holds except its digest. Lazy: targets and apps are made one at a time as
+    they are written (at 10,000 apps, holding them all made a run's peak memory twice what it needs)."""
     modes = {a.id: a.mode for a in plan.apps}
     data = {
         "format": FORMAT,
@@ -115,37 +116,38 @@ def _body(plan: Plan) -> dict[str, Any]:
             "apps": len(plan.apps),
             "complete": plan.fully_read,
         },
-        "targets": [
-            {
-                "id": t.target.id,
-                "kind": t.target.kind,
-                "rule_limit": t.rule_limit,
-                "existing_count": t.existing_count,
-                "fingerprint": t.fingerprint,
-                "error": t.error,
-                "changes": [_change(c, modes) for c in t.changes],
-                "keep": [_change(c, modes) for c in t.keeps],
-                "withheld": [_change(c) for c in t.withheld],
-                "unmanaged": [{"name": r.name, **_range(r.range)} for r in t.unmanaged],
-                "findings": [{"kind": f.kind.value, "message": f.message} for f in t.findings],
-                "merged": [
-                    {
-                        **_range(m.range),
-                        "parts": [_range(p) for p in m.parts],
-                        "extra": m.extra,
-                        "extra_ranges": [_range(r) for r in m.extra_ranges],
-                    }
-                    for m in t.merges
-                ],
-                "extra_addresses": sum(m.extra for m in t.merges),
-            }
-            for t in plan.targets
-        ],
+        "targets": (_target(t, modes) for t in plan.targets),
         "findings": [{"kind": f.kind.value, "message": f.message, "target": f.target} for f in plan.extra],
-        "apps": [app_to_data(a) for a in plan.apps],
+        "apps": (app_to_data(a) for a in plan.apps),
         "issues": [{"scope": i.scope, "message": i.message} for i in plan.issues],
     }
-    return data
+    return data if lazy else {k: list(v) if isinstance(v, Iterator) else v for k, v in data.items()}
+
+
+def _target(t: TargetPlan, modes: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": t.target.id,
+        "kind": t.target.kind,
+        "rule_limit": t.rule_limit,
+        "existing_count": t.existing_count,
+        "fingerprint": t.fingerprint,
+        "error": t.error,
+        "changes": [_change(c, modes) for c in t.changes],
+        "keep": [_change(c, modes) for c in t.keeps],
+        "withheld": [_change(c) for c in t.withheld],
+        "unmanaged": [{"name": r.name, **_range(r.range)} for r in t.unmanaged],
+        "findings": [{"kind": f.kind.value, "message": f.message} for f in t.findings],
+        "merged": [
+            {
+                **_range(m.range),
+                "parts": [_range(p) for p in m.parts],
+                "extra": m.extra,
+                "extra_ranges": [_range(r) for r in m.extra_ranges],
+            }
+            for m in t.merges
+        ],
+        "extra_addresses": sum(m.extra for m in t.merges),
+    }
 
 
 def digest(data: dict[str, Any]) -> str:
@@ -170,7 +172,7 @@ def save_plan(plan: Plan, path: Path) -> None:
     try:
         with tmp.open("wb") as out:
             held = b""  # each piece is written once the next is made: the last, "}", comes after the digest
-            for chunk in _canonical_chunks(_body(plan)):
+            for chunk in _canonical_chunks(_body(plan, lazy=True)):
                 out.write(held)
                 held = chunk.encode()
                 hasher.update(held)
@@ -184,7 +186,7 @@ def save_plan(plan: Plan, path: Path) -> None:
 def _canonical_chunks(value: Any, depth: int = 0) -> Iterator[str]:
     """canonical_json(value) in pieces, byte for byte: the top two levels are opened up, the rest is
     encoded by the C encoder in one call per item."""
-    if depth == 2 or not isinstance(value, (dict, list)):
+    if depth == 2 or not isinstance(value, (dict, list, Iterator)):
         yield json.dumps(value, sort_keys=True, separators=(",", ":"))
     elif isinstance(value, dict):
         yield "{"

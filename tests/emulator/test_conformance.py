@@ -419,3 +419,30 @@ def test_redis_answers_match_the_official_example(
     answer = get(emulator, method, path + suffix, "2024-11-01", body)
     assert str(answer.status_code) == status, answer.text
     assert shape_problems(answer.json(), example(example_file, status)) == []
+
+
+def test_resource_graph_pages_come_from_one_snapshot(emulator: Emulator) -> None:
+    """A site created between two pages neither shifts the next page nor appears in it, as in the service."""
+    from dataclasses import replace
+
+    query = "Resources | where type in~ ('microsoft.web/sites') | project id | order by id asc"
+
+    def ask(options: dict[str, Any]) -> dict[str, Any]:
+        answer = requests.post(
+            f"{emulator.base_url}/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01",
+            json={"subscriptions": [SUB1], "query": query, "options": options},
+            headers={"Authorization": "Bearer t"},
+            verify=str(emulator.ca_path),
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    first = ask({"$top": 2})
+    existing = next(s for s in emulator.state.sites.values() if s.subscription_id.lower() == SUB1.lower())
+    emulator.state.add_site(replace(existing, name="aaa-created-meanwhile", slots={}))
+    second = ask({"$top": 2, "$skipToken": first["$skipToken"]})
+    ids = [r["id"] for r in first["data"] + second["data"]]
+    assert len(ids) == 3 == second["totalRecords"] and ids == sorted(ids, key=str.lower)
+    assert not any("aaa-created-meanwhile" in i for i in ids)
+    assert ask({"$top": 5})["totalRecords"] == 4  # a new query sees it
