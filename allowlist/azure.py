@@ -144,7 +144,7 @@ class ArmClients:
         if client is not None:
             return client
         with _IMPORTS:
-            for needed in (*RAW_REQUEST_MODULES, "allowlist.transport", "azure.core", "azure.mgmt.core.policies"):
+            for needed in RUNTIME_MODULES:
                 importlib.import_module(needed)
         from azure.core import PipelineClient
         from azure.core.pipeline import policies
@@ -193,7 +193,7 @@ class ArmClients:
         module, name = client_spec(service)
         with _IMPORTS:
             cls = getattr(importlib.import_module(module), name)
-            for needed in (*RAW_REQUEST_MODULES, "allowlist.transport"):  # nothing left to import later
+            for needed in RUNTIME_MODULES:  # nothing left to import later
                 importlib.import_module(needed)
         args = (self.credential,) if service in TENANT_CLIENTS else (self.credential, subscription_id)
         made = cls(*args, **self._options())
@@ -216,7 +216,10 @@ TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscrip
 RAW_API_VERSIONS = {"subscriptions": "2022-12-01", "web": "2025-05-01", "sql": "2025-01-01"}
 
 _IMPORTS = threading.Lock()
-RAW_REQUEST_MODULES = ("azure.core.rest", "azure.core.exceptions", "azure.mgmt.core.exceptions")
+# Imported by whichever of client() and raw() runs first, under _IMPORTS: a thread importing part of
+# azure.core while another imports the rest can deadlock on their module locks (seen: `audit`).
+RUNTIME_MODULES = ("azure.core", "azure.core.rest", "azure.core.exceptions", "azure.core.pipeline.policies",
+                   "azure.mgmt.core.exceptions", "azure.mgmt.core.policies", "allowlist.transport")  # fmt: skip
 
 
 class WritePacer:

@@ -182,3 +182,17 @@ def test_judging_accounts() -> None:
     ]
     unreadable = audit([Audited(SQL, "could not read firewall rules: forbidden")], [], "allowlist-", {}).findings
     assert [(f.check.id, f.message) for f in unreadable] == [("AL008", "could not read firewall rules: forbidden")]
+
+
+def test_a_fresh_process_audits_completely_every_time(demo: Emulator) -> None:
+    """The audit's threads make their first requests at once, so each imports the SDK while another does:
+    an import order race once failed two audits in five ("deadlock detected by _ModuleLock"). Only a new
+    process imports anything, so each try is one."""
+    import os
+    import subprocess
+    import sys
+
+    for _ in range(6):
+        run = subprocess.run([sys.executable, "-m", "allowlist", "audit", "-c", str(DEMO_CONFIG), "-q"],
+                             capture_output=True, text=True, timeout=120, env=os.environ.copy())  # fmt: skip
+        assert run.returncode == 2, run.stderr[-1500:]  # findings, never "incomplete"

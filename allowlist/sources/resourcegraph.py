@@ -31,9 +31,9 @@ NETWORK = (
 
 def query(clients: ArmClients, kql: str, subscriptions: Sequence[str]) -> Iterator[dict[str, Any]]:
     """Every row of a query, page by page, as raw JSON (no model tree per row)."""
+    client = clients.client("resourcegraph")  # first: it imports the SDK under ArmClients' import lock
     from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
-    client = clients.client("resourcegraph")
     batches = [
         list(subscriptions[i : i + SUBSCRIPTIONS_PER_QUERY])
         for i in range(0, len(subscriptions), SUBSCRIPTIONS_PER_QUERY)
