@@ -336,7 +336,7 @@ def client_spec(service: str) -> tuple[str, str]:
 
 
 def get_raw(client: Any, path: str, api_version: str) -> dict[str, Any]:
-    """One ARM resource as raw JSON, through the SDK client's pipeline (auth, retries, Retry-After)."""
+    """One ARM resource as raw JSON, through the raw pipeline (auth, retries, Retry-After, pacing)."""
     import orjson
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
     from azure.core.rest import HttpRequest
@@ -353,7 +353,7 @@ def get_raw(client: Any, path: str, api_version: str) -> dict[str, Any]:
 
 
 def list_raw(client: Any, path: str, api_version: str, **query: str) -> Iterator[dict[str, Any]]:
-    """A paged ARM list as raw JSON, through the SDK client's own pipeline (auth, retries, Retry-After).
+    """A paged ARM list as raw JSON, through the raw pipeline (auth, retries, Retry-After, pacing).
 
     For site lists: azure-mgmt-web 11 builds a full model tree per site (~4 ms each), which dominates
     a run over thousands of apps, and the raw JSON also keeps fields it does not model (IPv6).

@@ -1,6 +1,6 @@
 """Key Vault: `properties.networkAcls.ipRules` ([{value}]), an unnamed list replaced whole by PATCH with
 `If-Match`; ownership through the same tag ledger as Cosmos DB and Storage. Read and written as raw ARM
-JSON through a light client's pipeline."""
+JSON through the raw pipeline."""
 
 from __future__ import annotations
 

@@ -31,21 +31,16 @@ def is_limit_error(capabilities: Capabilities, code: str, message: str) -> bool:
     )
 
 
-def _field(rule: Any, key: str, attribute: str) -> Any:
-    # azure-mgmt-sql and -postgresqlflexibleservers models are mappings over the REST JSON;
-    # azure-mgmt-mysqlflexibleservers 1.0 still flattens properties onto the model.
-    if isinstance(rule, Mapping):
-        props = rule.get("properties")
-        return props.get(key) if isinstance(props, Mapping) else None
-    return getattr(rule, attribute, None)
-
-
-def rule_range(rule: Any, version: int = 4) -> IpRange | None:
-    """The rule's range, or None when the payload does not hold two addresses of that version in order."""
-    if version == 4:
-        start, end = _field(rule, "startIpAddress", "start_ip_address"), _field(rule, "endIpAddress", "end_ip_address")
-    else:
-        start, end = _field(rule, "startIPv6Address", "start_i_pv6_address"), _field(rule, "endIPv6Address", "")
+def rule_range(rule: Mapping[str, Any], version: int = 4) -> IpRange | None:
+    """The range of a rule as ARM lists it, or None when it does not hold two addresses of that version
+    in order."""
+    props = rule.get("properties")
+    props = props if isinstance(props, Mapping) else {}
+    v4 = version == 4
+    start, end = (
+        props.get("startIpAddress" if v4 else "startIPv6Address"),
+        props.get("endIpAddress" if v4 else "endIPv6Address"),
+    )
     if not isinstance(start, str) or not isinstance(end, str):
         return None
     try:

@@ -25,7 +25,7 @@ class RedisRules:
         self._clients = clients
 
     def _client(self) -> Any:
-        # Raw ARM JSON through a light client's pipeline (auth, retries, pacing): azure-mgmt-redis has
+        # Raw ARM JSON through the raw pipeline (auth, retries, pacing): azure-mgmt-redis has
         # no send_request and its models are not needed for two fields.
         return self._clients.raw()
 
