@@ -122,7 +122,7 @@ class Urllib3Transport(HttpTransport[Any, ArmResponse]):
             raise ServiceRequestTimeoutError(exc, error=exc) from exc
         except urllib3.exceptions.ReadTimeoutError as exc:
             raise ServiceResponseTimeoutError(exc, error=exc) from exc
-        except urllib3.exceptions.ProtocolError as exc:  # the connection broke after the request went out
+        except urllib3.exceptions.ProtocolError as exc:  # the connection broke mid-exchange (as requests says)
             raise ServiceResponseError(exc, error=exc) from exc
         except urllib3.exceptions.HTTPError as exc:  # TLS, proxy: nothing reached the service
             raise ServiceRequestError(exc, error=exc) from exc
