@@ -176,6 +176,40 @@ class ArmClients:
                 self._raw = made
             return self._raw
 
+    def get_raw(self, path: str, api_version: str) -> dict[str, Any]:
+        """One ARM resource as raw JSON, through the raw pipeline (auth, retries, Retry-After, pacing)."""
+        body = self._get_json(f"{path}?{urlencode({'api-version': api_version})}")
+        if not isinstance(body, dict):
+            raise ValueError(f"{path}: the answer is not a JSON object")
+        return body
+
+    def list_raw(self, path: str, api_version: str, **query: str) -> Iterator[dict[str, Any]]:
+        """A paged ARM list as raw JSON, through the raw pipeline (auth, retries, Retry-After, pacing).
+
+        For site lists: azure-mgmt-web 11 builds a full model tree per site (~4 ms each), which dominates
+        a run over thousands of apps, and the raw JSON also keeps fields it does not model (IPv6).
+        """
+        url: str | None = f"{path}?{urlencode({**query, 'api-version': api_version})}"
+        while url:
+            body = self._get_json(url)
+            yield from body.get("value") or []
+            url = body.get("nextLink")
+            if url and "api-version=" not in url:
+                url += f"{'&' if '?' in url else '?'}api-version={api_version}"
+
+    def _get_json(self, url: str) -> Any:
+        client = self.raw()  # first: it imports azure-core under the import lock
+        import orjson
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
+        from azure.core.rest import HttpRequest
+        from azure.mgmt.core.exceptions import ARMErrorFormat
+
+        response = client.send_request(HttpRequest("GET", url))
+        if response.status_code != 200:
+            map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        return orjson.loads(response.content)  # pages of 100 sites: several times faster than json
+
     def api_version(self, service: str) -> str:
         """The REST version raw calls to a service ask for: pinned where allowlist parses the JSON itself
         (so importing that SDK is not needed), else the version the service's SDK speaks."""
@@ -333,44 +367,3 @@ def client_spec(service: str) -> tuple[str, str]:
     from allowlist.targets.registry import BACKENDS
 
     return BACKENDS[service].client
-
-
-def get_raw(client: Any, path: str, api_version: str) -> dict[str, Any]:
-    """One ARM resource as raw JSON, through the raw pipeline (auth, retries, Retry-After, pacing)."""
-    import orjson
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
-    from azure.core.rest import HttpRequest
-    from azure.mgmt.core.exceptions import ARMErrorFormat
-
-    response = client.send_request(HttpRequest("GET", f"{path}?{urlencode({'api-version': api_version})}"))
-    if response.status_code != 200:
-        map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
-        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-    body = orjson.loads(response.content)
-    if not isinstance(body, dict):
-        raise ValueError(f"{path}: the answer is not a JSON object")
-    return body
-
-
-def list_raw(client: Any, path: str, api_version: str, **query: str) -> Iterator[dict[str, Any]]:
-    """A paged ARM list as raw JSON, through the raw pipeline (auth, retries, Retry-After, pacing).
-
-    For site lists: azure-mgmt-web 11 builds a full model tree per site (~4 ms each), which dominates
-    a run over thousands of apps, and the raw JSON also keeps fields it does not model (IPv6).
-    """
-    import orjson
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
-    from azure.core.rest import HttpRequest
-    from azure.mgmt.core.exceptions import ARMErrorFormat
-
-    url: str | None = f"{path}?{urlencode({**query, 'api-version': api_version})}"
-    while url:
-        response = client.send_request(HttpRequest("GET", url))
-        if response.status_code != 200:
-            map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        body = orjson.loads(response.content)  # pages of 100 sites: several times faster than json
-        yield from body.get("value") or []
-        url = body.get("nextLink")
-        if url and "api-version=" not in url:
-            url += f"{'&' if '?' in url else '?'}api-version={api_version}"

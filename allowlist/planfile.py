@@ -156,7 +156,7 @@ def digest(data: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
-def canonical_json(data: dict[str, Any]) -> str:
+def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -187,7 +187,7 @@ def _canonical_chunks(value: Any, depth: int = 0) -> Iterator[str]:
     """canonical_json(value) in pieces, byte for byte: the top two levels are opened up, the rest is
     encoded by the C encoder in one call per item."""
     if depth == 2 or not isinstance(value, (dict, list, Iterator)):
-        yield json.dumps(value, sort_keys=True, separators=(",", ":"))
+        yield canonical_json(value)
     elif isinstance(value, dict):
         yield "{"
         for n, key in enumerate(sorted(value)):

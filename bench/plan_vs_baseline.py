@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from results import publish
+
 from allowlist.azure import ArmClients, ArmSettings, StaticTokenCredential
 from allowlist.emulator import Emulator, FaultConfig
 from allowlist.emulator.generate import generate_estate
@@ -106,11 +108,7 @@ def main() -> None:
         f"The plan: {rules} rules to create across {len(targets)} servers (apps share stamps, so ranges merge).",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.record:
-        with args.record.open("a", encoding="utf-8") as out:
-            out.write(text + "\n")
+    publish("\n".join(lines), args.record)
 
 
 if __name__ == "__main__":

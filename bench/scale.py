@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from results import publish
 
 BIN = Path(sys.executable).with_name("allowlist")
 LATENCY_MS = 20.0
@@ -262,11 +263,7 @@ def main() -> None:
                     print(f"{key} at {size}: exit {row[key]['code']}: {row[key]['err']}", file=sys.stderr)
             rows.append(row)
             print(f"{size}: plan {row['plan']['wall']:.2f} s", file=sys.stderr)
-    text = report(rows)
-    print(text)
-    if args.record:
-        with args.record.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    publish(report(rows), args.record)
 
 
 if __name__ == "__main__":

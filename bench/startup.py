@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import publish
+
 BIN = Path(sys.executable).with_name("allowlist")
 COMMANDS = (["--help"], ["plan", "--help"], ["audit", "--help"])
 HEAVY = ("azure", "pydantic", "rich", "requests", "jinja2")
@@ -52,11 +54,7 @@ def main() -> None:
         "|---|---:|---|",
         *(f"| `allowlist {c}` | {ms:.0f} ms | {', '.join(h) or 'none'} |" for c, ms, h in rows),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.record:
-        with args.record.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    publish("\n".join(lines) + "\n", args.record)
 
 
 if __name__ == "__main__":

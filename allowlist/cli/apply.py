@@ -53,7 +53,7 @@ def apply(
                 "plan again with them instead"
             )
         # The plan carries its policy and scope; how to run (poll_interval, concurrency ...) is the config's.
-        config = common.config or (o.DEFAULT_CONFIG if o.DEFAULT_CONFIG.exists() else None)
+        config = o.config_path(common)
         base = load_scope(config).settings if config is not None else Settings()
         saved = load_plan(plan_file, common.runtime(base))
         clients = o.make_clients(common.arm_endpoint, saved.settings)

@@ -312,14 +312,17 @@ def _flag_default(value: Any) -> Any:
     return None if isinstance(value, tuple) else value
 
 
+def config_path(flags: Common) -> Path | None:
+    """--config, else ./allowlist.toml when there is one."""
+    return flags.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+
+
 def resolve_scope(flags: Common, need_targets: bool = True) -> Scope:
     """Config file first; selector flags replace its [[sync]] blocks; setting flags override [settings]."""
     from allowlist.config import load_scope, override_settings, scope_from_flags
     from allowlist.scope import Scope
 
-    path = flags.config
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
+    path = config_path(flags)
     scope = load_scope(path) if path is not None else Scope()
     overrides: dict[str, object] = {}
     if flags.current_only:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
-from allowlist.azure import ArmClients, list_raw
+from allowlist.azure import ArmClients
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue, Progress
 from allowlist.scope import AddressSource, Scope, Settings
 from allowlist.sources.egress import Routing, decide
@@ -72,7 +72,7 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
 
     def sites_of(sub: str) -> _Listing:
         path = f"/subscriptions/{sub}/providers/Microsoft.Web/sites"
-        found = _listing(scope, lambda: list_raw(clients.raw(), path, clients.api_version("web")), slots_only=False)
+        found = _listing(scope, lambda: clients.list_raw(path, clients.api_version("web")), slots_only=False)
         tick("subscriptions", 1, len(subscriptions))
         return found
 
@@ -83,7 +83,7 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
     def slots_of(group: tuple[str, str]) -> _Listing:
         sub, name = group
         path = f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites"
-        pager = lambda: list_raw(clients.raw(), path, clients.api_version("web"), includeSlots="true")  # noqa: E731
+        pager = lambda: clients.list_raw(path, clients.api_version("web"), includeSlots="true")  # noqa: E731
         found = _listing(scope, pager, slots_only=True)
         tick("resource groups", 1, groups_total[0] if groups_total else 0)
         return found
@@ -155,7 +155,7 @@ def subscriptions_in(scope: Scope, clients: ArmClients, issues: list[DiscoveryIs
     explicit = set(scope.subscriptions)
     if not scope.all_subscriptions:
         return sorted(explicit)
-    found, issue = _collect(lambda: list_raw(clients.raw(), "/subscriptions", clients.api_version("subscriptions")))
+    found, issue = _collect(lambda: clients.list_raw("/subscriptions", clients.api_version("subscriptions")))
     if issue is not None:
         issues.append(DiscoveryIssue("/subscriptions", f"subscriptions could not be listed: {issue}"))
     usable = {

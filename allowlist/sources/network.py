@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from allowlist.armerrors import describe, raise_if_fatal
-from allowlist.azure import ArmClients, get_raw, list_raw
+from allowlist.azure import ArmClients
 from allowlist.model import Egress
 
 NETWORK_API = "2024-05-01"
@@ -81,13 +81,11 @@ class NetworkResolver:
                 self._memo.setdefault(path, _done(found))
 
     def _get(self, resource_id: str, api_version: str = NETWORK_API) -> JSON:
-        client = self._clients.raw()
-        return self._once(resource_id.lower(), lambda: get_raw(client, resource_id, api_version))  # type: ignore[no-any-return]
+        return self._once(resource_id.lower(), lambda: self._clients.get_raw(resource_id, api_version))  # type: ignore[no-any-return]
 
     def _firewalls(self, subscription_id: str) -> list[JSON]:
-        client = self._clients.raw()
         path = f"/subscriptions/{subscription_id}/providers/Microsoft.Network/azureFirewalls"
-        return self._once(path.lower(), lambda: list(list_raw(client, path, api_version=NETWORK_API)))  # type: ignore[no-any-return]
+        return self._once(path.lower(), lambda: list(self._clients.list_raw(path, NETWORK_API)))  # type: ignore[no-any-return]
 
     def subnet(self, subnet_id: str) -> Egress:
         return self._once("egress:" + subnet_id.lower(), lambda: self._subnet(subnet_id))  # type: ignore[no-any-return]

@@ -60,22 +60,17 @@ class NamedRules:
         client = self._clients.client(self.ref.kind, self.ref.subscription_id)
         return client.firewall_rules if version == 4 else client.ipv6_firewall_rules
 
-    def _api_version(self) -> str:
-        return self._clients.api_version(self.ref.kind)
-
     def _rules_path(self, version: int) -> str:
         return f"{self.ref.id}/{'firewallRules' if version == 4 else 'ipv6FirewallRules'}"
 
     def read(self, prefix: str) -> Firewall:
-        from allowlist.azure import list_raw
-
         del prefix  # named rules carry their ownership in their names
-        light, api_version = self._clients.raw(), self._api_version()
+        api_version = self._clients.api_version(self.ref.kind)
         rules, opaque = [], []
         for version in (4, 6) if self.capabilities.ipv6 else (4,):
             # Raw JSON, not SDK models: building a model per rule cost more than reading it (2.4 s of
             # CPU for 27,000 rules at 10,000 apps).
-            for rule in list_raw(light, self._rules_path(version), api_version):
+            for rule in self._clients.list_raw(self._rules_path(version), api_version):
                 name, found = rule.get("name"), rule_range(rule, version)
                 if not isinstance(name, str):
                     opaque.append("<a rule without a name>")
@@ -108,7 +103,9 @@ class NamedRules:
 
     def _direct(self, method: str, name: str, version: int, body: Any = None) -> Callable[[], Any]:
         """A write that answers at once (SQL), sent as its REST call: no model built or read back."""
-        url = f"{self._rules_path(version)}/{quote(name, safe='')}?api-version={self._api_version()}"
+        url = (
+            f"{self._rules_path(version)}/{quote(name, safe='')}?api-version={self._clients.api_version(self.ref.kind)}"
+        )
         return lambda: self._clients.send(method, url, body)
 
     def _wait(self, poller: Any) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from allowlist.armerrors import describe
-from allowlist.azure import list_raw
 from allowlist.model import ExistingRule, IpRange, TargetRef
 from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
 
@@ -24,16 +23,11 @@ class RedisRules:
         self.capabilities = capabilities
         self._clients = clients
 
-    def _client(self) -> Any:
-        # Raw ARM JSON through the raw pipeline (auth, retries, pacing): azure-mgmt-redis has
-        # no send_request and its models are not needed for two fields.
-        return self._clients.raw()
-
     def read(self, prefix: str) -> Firewall:
         del prefix  # named rules carry their ownership in their names
-        client = self._client()
         rules, opaque = [], []
-        for rule in list_raw(client, f"{self.ref.id}/firewallRules", api_version=API_VERSION):
+        # Raw ARM JSON: azure-mgmt-redis has no send_request and its models are not needed for two fields.
+        for rule in self._clients.list_raw(f"{self.ref.id}/firewallRules", API_VERSION):
             found_props = rule.get("properties")
             props: dict[str, Any] = found_props if isinstance(found_props, dict) else {}
             name = str(rule.get("name", "")).rsplit("/", 1)[-1]  # Get answers "cache/rule", List "rule"
@@ -48,7 +42,7 @@ class RedisRules:
         return with_opaque(rules, opaque, "rule '{}' does not hold a readable IPv4 range")
 
     def _send(self, method: str, name: str, body: dict[str, Any] | None = None) -> None:
-        from azure.core.exceptions import HttpResponseError  # loaded with the client, see ArmClients.client
+        from azure.core.exceptions import HttpResponseError  # loaded by ArmClients before any request
 
         try:
             self._clients.send(method, f"{self.ref.id}/firewallRules/{name}?api-version={API_VERSION}", body)
