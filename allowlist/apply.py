@@ -92,35 +92,21 @@ def _write_rules(target: RuleTarget, target_plan: TargetPlan, lease: Lease, tick
     count = target_plan.existing_count
     caps = target.capabilities
     width = 1 if caps.long_running_writes or caps.serial_writes else TARGET_WRITE_CONCURRENCY
-
-    def write(change: Change) -> tuple[Change, str | None]:
-        try:
-            if change.action == "delete":
-                target.delete_rule(change.name, change.range)
+    for run in runs(target_plan.changes):
+        if run[0].action == "delete" and failed:
+            skipped += run  # they may rely on the write that failed
+            continue
+        if run[0].action == "create":
+            room = max(0, target_plan.rule_limit - count)
+            run, over = run[:room], run[room:]  # room was to come from a delete that was withheld
+            skipped += over
+        lease.renew_if_due()
+        for change, error in zip(run, target.write_all(run, width, lambda: tick("writes", 1, 0)), strict=True):
+            if error is not None:  # this write failed; the others went on where that is safe
+                failed.append((change, _failure(error, target_plan)))
             else:
-                target.put_rule(change.name, change.range)
-        except Exception as exc:  # this write failed; the others go on where that is safe
-            return change, _failure(exc, target_plan)
-        finally:
-            tick("writes", 1, 0)
-        return change, None
-
-    with ThreadPoolExecutor(max_workers=width) as pool:
-        for run in runs(target_plan.changes):
-            if run[0].action == "delete" and failed:
-                skipped += run  # they may rely on the write that failed
-                continue
-            if run[0].action == "create":
-                room = max(0, target_plan.rule_limit - count)
-                run, over = run[:room], run[room:]  # room was to come from a delete that was withheld
-                skipped += over
-            lease.renew_if_due()
-            for change, error in pool.map(write, run):
-                if error is not None:
-                    failed.append((change, error))
-                else:
-                    count += 1 if change.action == "create" else -1
-                    done.append(change)
+                count += 1 if change.action == "create" else -1
+                done.append(change)
     return TargetResult(target_plan.target, tuple(done), tuple(failed), tuple(skipped))
 
 
@@ -216,7 +202,8 @@ def apply_plan(
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
         return _run_target(target_plan, leases[target_plan.target.key], plan, clients, tick)
 
-    with ThreadPoolExecutor(max_workers=plan.settings.concurrency) as pool:
+    # One event loop carries every target's rule writes (clients.send_all), open for the whole phase.
+    with clients.parallel_writes(), ThreadPoolExecutor(max_workers=plan.settings.concurrency) as pool:
         results = list(pool.map(run, work))
     return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
 

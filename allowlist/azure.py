@@ -9,7 +9,8 @@ import importlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -18,6 +19,8 @@ from allowlist.errors import TOKEN_ENV, AllowlistError
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
+
+    from allowlist.asyncwrites import AsyncWriter, RestCall
 
 PUBLIC_ARM = "https://management.azure.com"
 ENDPOINT_ENV = "ALLOWLIST_ARM_ENDPOINT"
@@ -82,6 +85,8 @@ class ArmClients:
         self._transport: Any = None
         self._pacing: Any = None
         self._raw: Any = None
+        self._writer: Any = None  # asyncwrites.AsyncWriter while parallel_writes() is open
+        self._writer_users = 0
         self.pacer = WritePacer()
 
     @property
@@ -135,6 +140,38 @@ class ArmClients:
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
         return response
 
+    def send_all(
+        self, calls: Sequence[RestCall], width: int, each: Callable[[], None] = lambda: None
+    ) -> list[Exception | None]:
+        """Raw ARM writes, `width` at once, from one event loop (see asyncwrites): in their order, None for
+        each that succeeded, else the error that `send` would have raised for it."""
+        with self.parallel_writes() as writer:
+            return writer.send_all(calls, width, each)
+
+    @contextmanager
+    def parallel_writes(self) -> Iterator[AsyncWriter]:
+        """The loop send_all uses, kept open (with its connections) while any caller holds it: apply holds
+        it for its whole write phase, so every target's writes share one loop and one pool."""
+        self.raw()  # first: it imports azure-core under the import lock
+        with _IMPORTS:
+            from allowlist.asyncwrites import AsyncWriter
+        credential = self.credential
+        with self._lock:
+            if self._writer is None:
+                self._writer = AsyncWriter(self.settings, credential, self.pacer)
+            self._writer_users += 1
+            writer = self._writer
+        try:
+            yield writer
+        finally:
+            with self._lock:
+                self._writer_users -= 1
+                done = self._writer_users == 0
+                if done:
+                    self._writer = None
+            if done:
+                writer.close()
+
     def raw(self) -> Any:
         """azure-core's pipeline with only what a raw ARM call needs: a request ID for support, the user
         agent, retries, pacing and the bearer token, over the shared transport. The SDK clients add
@@ -163,7 +200,7 @@ class ArmClients:
         made = RawClient(
             base_url=base,
             policies=[
-                policies.RequestIdPolicy(),
+                make_request_id_policy(),
                 policies.UserAgentPolicy(sdk_moniker=f"allowlist/{__version__}"),
                 make_retry_policy(self.settings),
                 ARMChallengeAuthenticationPolicy(self.credential, self.settings.scope),
@@ -267,22 +304,28 @@ class WritePacer:
         self._updated: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def _take(self, subscription: str) -> float:
+        """0 when a write may go now (its token is taken), else how long to wait before asking again."""
+        with self._lock:
+            now = time.monotonic()
+            refilled = (now - self._updated.get(subscription, now)) * self.per_second
+            tokens = min(self.burst, self._tokens.get(subscription, self.burst) + refilled)
+            self._updated[subscription] = now
+            if tokens >= 1:
+                self._tokens[subscription] = tokens - 1
+                return 0.0
+            self._tokens[subscription] = tokens
+            return (1 - tokens) / self.per_second
+
     def acquire(self, subscription: str) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                tokens = min(
-                    self.burst,
-                    self._tokens.get(subscription, self.burst)
-                    + (now - self._updated.get(subscription, now)) * self.per_second,
-                )
-                self._updated[subscription] = now
-                if tokens >= 1:
-                    self._tokens[subscription] = tokens - 1
-                    return
-                self._tokens[subscription] = tokens
-                wait = (1 - tokens) / self.per_second
+        while (wait := self._take(subscription)) > 0:
             time.sleep(wait)
+
+    async def acquire_async(self, subscription: str) -> None:
+        import asyncio
+
+        while (wait := self._take(subscription)) > 0:
+            await asyncio.sleep(wait)
 
     def observe(self, subscription: str, remaining: int) -> None:
         with self._lock:
@@ -296,47 +339,79 @@ def _subscription_of(url: str) -> str | None:
     return path[1].lower() if len(path) > 1 and path[0].lower() == "subscriptions" else None
 
 
-def make_pacing_policy(pacer: WritePacer) -> Any:
-    from azure.core.pipeline.policies import HTTPPolicy
+def make_pacing_policy(pacer: WritePacer, asynchronous: bool = False) -> Any:
+    from azure.core.pipeline.policies import AsyncHTTPPolicy, HTTPPolicy
+
+    def is_write(request: Any) -> tuple[bool, str | None]:
+        return request.http_request.method.upper() not in ("GET", "HEAD"), _subscription_of(request.http_request.url)
+
+    def observe(write: bool, sub: str | None, response: Any) -> None:
+        left = response.http_response.headers.get("x-ms-ratelimit-remaining-subscription-writes")
+        if write and sub is not None and left is not None and left.isdigit():
+            pacer.observe(sub, int(left))
 
     class PacingPolicy(HTTPPolicy):  # type: ignore[type-arg]
         def send(self, request: Any) -> Any:
-            sub = _subscription_of(request.http_request.url)
-            write = request.http_request.method.upper() not in ("GET", "HEAD")
+            write, sub = is_write(request)
             if write and sub is not None:
                 pacer.acquire(sub)
             response = self.next.send(request)
-            left = response.http_response.headers.get("x-ms-ratelimit-remaining-subscription-writes")
-            if write and sub is not None and left is not None and left.isdigit():
-                pacer.observe(sub, int(left))
+            observe(write, sub, response)
             return response
 
-    return PacingPolicy()
+    class AsyncPacingPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+        async def send(self, request: Any) -> Any:
+            write, sub = is_write(request)
+            if write and sub is not None:
+                await pacer.acquire_async(sub)
+            response = await self.next.send(request)
+            observe(write, sub, response)
+            return response
+
+    return AsyncPacingPolicy() if asynchronous else PacingPolicy()
+
+
+def make_request_id_policy() -> Any:
+    """x-ms-client-request-id, one per request (kept across its retries), for support to find it. A random
+    UUID: azure-core's RequestIdPolicy makes uuid1s through libuuid, which asks the uuidd daemon each time
+    (about 5% of a rule write's CPU)."""
+    import random
+    import uuid
+
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class ClientRequestIdPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            request_id = uuid.UUID(int=random.getrandbits(128), version=4)
+            request.http_request.headers.setdefault("x-ms-client-request-id", str(request_id))
+
+    return ClientRequestIdPolicy()
 
 
 class RunTimeout(AllowlistError):
     """The run reached --timeout; what was written stays written."""
 
 
-def make_retry_policy(settings: ArmSettings) -> Any:
+def make_retry_policy(settings: ArmSettings, asynchronous: bool = False) -> Any:
     """azure-core's retries, with three changes: errors no retry can help (an untrusted certificate, an
     unknown host, a refused connection) fail at once; a PATCH that carries If-Match is retried after a
     dropped connection, since it cannot clobber anything; and no attempt or wait passes the deadline."""
-    from azure.core.pipeline.policies import RetryPolicy
+    from azure.core.pipeline.policies import AsyncRetryPolicy, RetryPolicy
 
     from allowlist.armerrors import unreachable
 
-    class ArmRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
+    class ArmRetryRules:  # before azure-core's sync or async policy in the MRO
         def _is_method_retryable(self, retry_settings: Any, request: Any, response: Any = None) -> bool:
             if request.method.upper() == "PATCH" and "If-Match" in request.headers:
                 return True
-            return bool(super()._is_method_retryable(retry_settings, request, response=response))
+            return bool(super()._is_method_retryable(retry_settings, request, response=response))  # type: ignore[misc]
 
         def increment(self, retry_settings: Any, response: Any = None, error: Any = None) -> bool:
             if error is not None and unreachable(error) is not None:
                 return False
-            return bool(super().increment(retry_settings, response=response, error=error))
+            return bool(super().increment(retry_settings, response=response, error=error))  # type: ignore[misc]
 
+    class ArmRetryPolicy(ArmRetryRules, RetryPolicy):  # type: ignore[type-arg]
         def send(self, request: Any) -> Any:
             _check_deadline(settings.deadline)
             return super().send(request)
@@ -346,8 +421,18 @@ def make_retry_policy(settings: ArmSettings) -> Any:
             super().sleep(retry_settings, transport, response=response)
             _check_deadline(settings.deadline)
 
+    class AsyncArmRetryPolicy(ArmRetryRules, AsyncRetryPolicy):  # type: ignore[type-arg]
+        async def send(self, request: Any) -> Any:
+            _check_deadline(settings.deadline)
+            return await super().send(request)
+
+        async def sleep(self, retry_settings: Any, transport: Any, response: Any = None) -> None:
+            _check_deadline(settings.deadline)
+            await super().sleep(retry_settings, transport, response=response)
+            _check_deadline(settings.deadline)
+
     # azure-core also caps each kind of retry at 3 unless told: a 429 storm needs more.
-    return ArmRetryPolicy(
+    return (AsyncArmRetryPolicy if asynchronous else ArmRetryPolicy)(
         retry_total=settings.retry_total,
         retry_status=settings.retry_total,
         retry_connect=settings.retry_total,

@@ -79,12 +79,63 @@ class Target(Protocol):
     def read(self, prefix: str) -> Firewall: ...
 
 
+class RuleWrite(Protocol):
+    """One planned write of a named rule (planner.Change): what a target needs of it."""
+
+    @property
+    def action(self) -> str: ...  # "create" or "delete"
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def range(self) -> IpRange: ...
+
+
 class RuleTarget(Target, Protocol):
-    """Named ranges, written one rule at a time."""
+    """Named ranges: each rule its own write."""
 
-    def put_rule(self, name: str, rule_range: IpRange) -> None: ...
+    def write_all(self, writes: Sequence[RuleWrite], width: int, each: Callable[[], None]) -> list[Exception | None]:
+        """Make `writes`, up to `width` at once where the service allows it; in their order, None for each
+        that was made, else why not (TargetWriteError for a refusal). `each` is called as each one ends."""
+        ...
 
-    def delete_rule(self, name: str, rule_range: IpRange) -> None: ...
+
+def one_by_one(
+    writes: Sequence[RuleWrite], write_one: Callable[[RuleWrite], None], each: Callable[[], None]
+) -> list[Exception | None]:
+    """write_all for services that take one write at a time."""
+    out: list[Exception | None] = []
+    for write in writes:
+        try:
+            write_one(write)
+            out.append(None)
+        except Exception as exc:  # this write failed; the caller decides what that means for the others
+            out.append(exc)
+        finally:
+            each()
+    return out
+
+
+def rest_writes(
+    clients: ArmClients,
+    calls: Sequence[tuple[str, str, Any]],
+    width: int,
+    each: Callable[[], None],
+    refusal: Callable[[Any], TargetWriteError],
+) -> list[Exception | None]:
+    """write_all for rules that are independent REST resources: sent together (ArmClients.send_all); an
+    error status becomes the target's own refusal (`refusal` of the HttpResponseError)."""
+    from azure.core.exceptions import HttpResponseError  # loaded by ArmClients before any request
+
+    out: list[Exception | None] = []
+    for error in clients.send_all(calls, width, each):
+        if isinstance(error, HttpResponseError):
+            refused = refusal(error)
+            refused.__cause__ = error
+            error = refused
+        out.append(error)
+    return out
 
 
 class ListTarget(Target, Protocol):

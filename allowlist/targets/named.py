@@ -6,7 +6,7 @@ Never uses SQL's collection-level "replace all rules" call: it would delete rule
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -16,7 +16,16 @@ if TYPE_CHECKING:
     from allowlist.azure import ArmClients
 
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
+from allowlist.targets.base import (
+    Backend,
+    Capabilities,
+    Firewall,
+    RuleWrite,
+    TargetWriteError,
+    one_by_one,
+    rest_writes,
+    with_opaque,
+)
 
 # A failed long-running write changed nothing and may be tried again (PUT and DELETE are idempotent).
 OPERATION_ATTEMPTS = 3
@@ -80,33 +89,29 @@ class NamedRules:
                     rules.append(ExistingRule(name, found))
         return with_opaque(rules, opaque, "rule '{}' does not hold a readable IP range")
 
-    def _write(self, call: Callable[[], Any]) -> None:
+    def _refusal(self, exc: Any) -> TargetWriteError:
+        """The service's refusal of a write (an HttpResponseError), as one line; a full firewall says so."""
+        code = exc.error.code if exc.error is not None and exc.error.code else ""
+        message = describe(exc)
+        return TargetWriteError(message, limit_hit=is_limit_error(self.capabilities, code, message))
+
+    def _operation(self, start: Callable[[], Any]) -> None:
+        """A long-running write (flexible servers), waited for; a failed operation changed nothing and is
+        tried again."""
         from azure.core.exceptions import HttpResponseError
 
         for attempt in range(1, OPERATION_ATTEMPTS + 1):
             try:
-                result = call()
-                if self.capabilities.long_running_writes:
-                    self._wait(result)
+                self._wait(start())
                 return
             except HttpResponseError as exc:
-                code = exc.error.code if exc.error is not None and exc.error.code else ""
-                failed_operation = self.capabilities.long_running_writes and (exc.status_code or 0) < 400
-                if failed_operation:  # the operation's status said Failed: its own code and message
-                    message = f"the operation failed: {code or 'Failed'}: {exc.error.message if exc.error else exc}"
-                    if attempt < OPERATION_ATTEMPTS:
-                        continue
-                else:
-                    message = describe(exc)
-                limit_hit = is_limit_error(self.capabilities, code, message)
-                raise TargetWriteError(message, limit_hit=limit_hit) from exc
-
-    def _direct(self, method: str, name: str, version: int, body: Any = None) -> Callable[[], Any]:
-        """A write that answers at once (SQL), sent as its REST call: no model built or read back."""
-        url = (
-            f"{self._rules_path(version)}/{quote(name, safe='')}?api-version={self._clients.api_version(self.ref.kind)}"
-        )
-        return lambda: self._clients.send(method, url, body)
+                if (exc.status_code or 0) >= 400:
+                    raise self._refusal(exc) from exc
+                # the operation's status said Failed: its own code and message
+                code = exc.error.code if exc.error is not None and exc.error.code else "Failed"
+                message = f"the operation failed: {code}: {exc.error.message if exc.error else exc}"
+                if attempt == OPERATION_ATTEMPTS:
+                    raise TargetWriteError(message, limit_hit=is_limit_error(self.capabilities, code, message)) from exc
 
     def _wait(self, poller: Any) -> None:
         """Bounded: a stuck operation ends this target's run instead of hanging the pipeline."""
@@ -117,23 +122,32 @@ class NamedRules:
                 f"the operation did not finish within {limit:g} s; it may still complete, run plan again"
             )
 
-    def put_rule(self, name: str, rule_range: IpRange) -> None:
+    @staticmethod
+    def _body(rule_range: IpRange) -> dict[str, Any]:
         if rule_range.version == 6:
-            body = {"properties": {"startIPv6Address": rule_range.first, "endIPv6Address": rule_range.last}}
-        else:
-            body = {"properties": {"startIpAddress": rule_range.first, "endIpAddress": rule_range.last}}
-        if self.capabilities.long_running_writes:
-            ops, ref = self._ops(rule_range.version), self.ref
-            self._write(lambda: ops.begin_create_or_update(ref.resource_group, ref.name, name, body))
-        else:
-            self._write(self._direct("PUT", name, rule_range.version, body))
+            return {"properties": {"startIPv6Address": rule_range.first, "endIPv6Address": rule_range.last}}
+        return {"properties": {"startIpAddress": rule_range.first, "endIpAddress": rule_range.last}}
 
-    def delete_rule(self, name: str, rule_range: IpRange) -> None:
-        if self.capabilities.long_running_writes:
-            ops, ref = self._ops(rule_range.version), self.ref
-            self._write(lambda: ops.begin_delete(ref.resource_group, ref.name, name))
+    def _write_operation(self, write: RuleWrite) -> None:
+        ops, ref, name = self._ops(write.range.version), self.ref, write.name
+        if write.action == "delete":
+            self._operation(lambda: ops.begin_delete(ref.resource_group, ref.name, name))
         else:
-            self._write(self._direct("DELETE", name, rule_range.version))
+            body = self._body(write.range)
+            self._operation(lambda: ops.begin_create_or_update(ref.resource_group, ref.name, name, body))
+
+    def write_all(self, writes: Sequence[RuleWrite], width: int, each: Callable[[], None]) -> list[Exception | None]:
+        if self.capabilities.long_running_writes:  # one operation at a time: the service takes no more
+            return one_by_one(writes, self._write_operation, each)
+        # Writes that answer at once (SQL) go as their REST calls, together: no model built or read back.
+        api_version = self._clients.api_version(self.ref.kind)
+
+        def call(write: RuleWrite) -> tuple[str, str, Any]:
+            version = write.range.version
+            url = f"{self._rules_path(version)}/{quote(write.name, safe='')}?api-version={api_version}"
+            return ("DELETE", url, None) if write.action == "delete" else ("PUT", url, self._body(write.range))
+
+        return rest_writes(self._clients, [call(w) for w in writes], width, each, self._refusal)
 
 
 def flexible_backend(kind: str, namespace: str, label: str, client: tuple[str, str], api_version: str) -> Backend:

@@ -4,11 +4,20 @@ take letters, digits and underscores only, so both the dots and the dashes of a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from allowlist.armerrors import describe
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
+from allowlist.targets.base import (
+    Backend,
+    Capabilities,
+    Firewall,
+    RuleWrite,
+    TargetWriteError,
+    rest_writes,
+    with_opaque,
+)
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
@@ -41,20 +50,16 @@ class RedisRules:
                 rules.append(ExistingRule(name, found))
         return with_opaque(rules, opaque, "rule '{}' does not hold a readable IPv4 range")
 
-    def _send(self, method: str, name: str, body: dict[str, Any] | None = None) -> None:
-        from azure.core.exceptions import HttpResponseError  # loaded by ArmClients before any request
+    def write_all(self, writes: Sequence[RuleWrite], width: int, each: Callable[[], None]) -> list[Exception | None]:
+        def call(write: RuleWrite) -> tuple[str, str, Any]:
+            url = f"{self.ref.id}/firewallRules/{write.name}?api-version={API_VERSION}"
+            if write.action == "delete":
+                return "DELETE", url, None
+            return "PUT", url, {"properties": {"startIP": write.range.first, "endIP": write.range.last}}
 
-        try:
-            self._clients.send(method, f"{self.ref.id}/firewallRules/{name}?api-version={API_VERSION}", body)
-        except HttpResponseError as error:
-            raise TargetWriteError(describe(error)) from error
-
-    def put_rule(self, name: str, rule_range: IpRange) -> None:
-        self._send("PUT", name, {"properties": {"startIP": rule_range.first, "endIP": rule_range.last}})
-
-    def delete_rule(self, name: str, rule_range: IpRange) -> None:
-        del rule_range
-        self._send("DELETE", name)
+        return rest_writes(
+            self._clients, [call(w) for w in writes], width, each, lambda error: TargetWriteError(describe(error))
+        )
 
 
 BACKEND = Backend(

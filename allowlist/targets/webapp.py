@@ -14,12 +14,20 @@ import ipaddress
 import itertools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from allowlist.armerrors import describe
 from allowlist.model import ExistingRule, IpRange, TargetRef
-from allowlist.targets.base import Backend, Capabilities, Firewall, TargetWriteError, with_opaque
+from allowlist.targets.base import (
+    Backend,
+    Capabilities,
+    Firewall,
+    RuleWrite,
+    TargetWriteError,
+    one_by_one,
+    with_opaque,
+)
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
@@ -133,12 +141,17 @@ class AccessRestrictions:
             except AzureError as exc:
                 raise TargetWriteError(describe(exc)) from exc
 
-    def put_rule(self, name: str, rule_range: IpRange) -> None:
-        entry = restriction(name, rule_range, self._clients.settings.restriction_priority)
-        self._rewrite(lambda entries: with_rule(entries, entry))
+    def _write_one(self, write: RuleWrite) -> None:
+        name, rule_range = write.name, write.range
+        if write.action == "delete":
+            self._rewrite(lambda entries: without_rule(entries, name, rule_range))
+        else:
+            entry = restriction(name, rule_range, self._clients.settings.restriction_priority)
+            self._rewrite(lambda entries: with_rule(entries, entry))
 
-    def delete_rule(self, name: str, rule_range: IpRange) -> None:
-        self._rewrite(lambda entries: without_rule(entries, name, rule_range))
+    def write_all(self, writes: Sequence[RuleWrite], width: int, each: Callable[[], None]) -> list[Exception | None]:
+        del width  # each write rewrites the app's whole list: one at a time
+        return one_by_one(writes, self._write_one, each)
 
 
 BACKEND = Backend(
