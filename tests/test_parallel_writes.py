@@ -1,0 +1,113 @@
+"""Rule writes sent together from one event loop (ArmClients.send_all): the same answers, retries, pacing,
+proxies and TLS checks as one-at-a-time raw calls, over few kept-alive connections."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+from azure.core.exceptions import HttpResponseError
+
+from allowlist.armerrors import unreachable
+from allowlist.azure import ArmClients, ArmSettings, RunTimeout
+from allowlist.emulator import Emulator
+from allowlist.emulator.faults import Bucket, FaultConfig
+from tests.conftest import SQL1, StaticCred
+from tests.test_transport import ConnectProxy, make_clients, proxy  # noqa: F401 - the fixture
+
+API = "api-version=2021-11-01"
+
+
+def put(name: str, address: str) -> tuple[str, str, dict[str, object]]:
+    body = {"properties": {"startIpAddress": address, "endIpAddress": address}}
+    return "PUT", f"{SQL1}/firewallRules/{name}?{API}", body
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "allowlist-writes"]
+
+
+def test_answers_come_back_in_order_with_arm_errors_in_place(emulator: Emulator) -> None:
+    clients = make_clients(emulator, str(emulator.ca_path))
+    calls = [put(f"w{i}", f"20.0.0.{i}") for i in range(1, 9)]
+    calls.insert(3, put("bad", "not-an-address"))
+    calls.append(("DELETE", f"{SQL1.replace('sql-', 'missing-')}/firewallRules/x?{API}", None))
+    ended: list[int] = []
+    results = clients.send_all(calls, 4, lambda: ended.append(1))
+    assert len(ended) == len(calls)  # `each` once per call, failures too
+    errors = {i: r for i, r in enumerate(results) if r is not None}
+    assert set(errors) == {3, len(calls) - 1}
+    bad, missing = errors[3], errors[len(calls) - 1]
+    assert isinstance(bad, HttpResponseError) and bad.status_code == 400 and bad.error is not None
+    assert isinstance(missing, HttpResponseError) and missing.status_code == 404
+    written = {r["name"] for r in clients.list_raw(f"{SQL1}/firewallRules", "2021-11-01")}
+    assert {f"w{i}" for i in range(1, 9)} <= written and "bad" not in written
+
+
+def test_throttled_writes_are_retried_after_retry_after(emulator: Emulator) -> None:
+    emulator.faults.config = FaultConfig(throttle_rate=0.3, retry_after=0, seed=3)
+    clients = make_clients(emulator, str(emulator.ca_path))
+    results = clients.send_all([put(f"t{i}", f"20.0.1.{i}") for i in range(1, 21)], 4)
+    assert results == [None] * 20
+    assert emulator.stats()["by_status"].get("429", 0) > 0  # they were throttled, and retried to success
+
+
+def test_writes_keep_within_the_subscriptions_write_bucket(emulator: Emulator) -> None:
+    emulator.faults.config = FaultConfig(writes=Bucket(5, 20.0))
+    clients = ArmClients(ArmSettings(endpoint=emulator.base_url, ca_bundle=str(emulator.ca_path)), StaticCred())
+    clients.pacer.burst, clients.pacer.per_second = 5, 20.0
+    started = time.monotonic()
+    results = clients.send_all([put(f"p{i}", f"20.0.2.{i}") for i in range(1, 16)], 8)
+    assert results == [None] * 15
+    assert time.monotonic() - started >= (15 - 5) / 20.0 * 0.9  # paced on this side, at ARM's refill rate
+    assert emulator.stats()["by_status"].get("429", 0) == 0
+
+
+def test_a_certificate_from_another_authority_fails_every_write_at_once(emulator: Emulator, tmp_path: Path) -> None:
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    clients = make_clients(emulator, str(other))
+    started = time.monotonic()
+    results = clients.send_all([put(f"c{i}", f"20.0.3.{i}") for i in range(1, 5)], 4)
+    assert all(r is not None and unreachable(r) == "certificate" for r in results)
+    assert time.monotonic() - started < 5  # not retried: no retry can help
+    assert emulator.count() == 0
+
+
+def test_writes_go_through_the_https_proxy_unless_no_proxy_says_otherwise(
+    emulator: Emulator,
+    proxy: ConnectProxy,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert make_clients(emulator, str(emulator.ca_path)).send_all([put("x1", "20.0.4.1")], 1) == [None]
+    assert proxy.tunnels == [emulator.base_url.removeprefix("https://")]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert make_clients(emulator, str(emulator.ca_path)).send_all([put("x2", "20.0.4.2")], 1) == [None]
+    assert len(proxy.tunnels) == 1
+
+
+def test_one_loop_and_few_connections_while_writes_are_open(emulator: Emulator) -> None:
+    clients = make_clients(emulator, str(emulator.ca_path))
+    emulator.stats(reset=True)
+    with clients.parallel_writes():
+        for batch in range(5):
+            assert clients.send_all([put(f"k{batch}-{i}", f"20.0.5.{i}") for i in range(1, 9)], 4) == [None] * 8
+        assert len(writer_threads()) == 1  # nested users share it
+    assert writer_threads() == []  # closed with its last user
+    stats = emulator.stats()
+    assert stats["requests"] == 40
+    assert stats["connections"] <= 4  # at most `width` at once, each kept alive across batches
+
+
+def test_no_write_starts_after_the_deadline(emulator: Emulator) -> None:
+    settings = ArmSettings(endpoint=emulator.base_url, ca_bundle=str(emulator.ca_path), deadline=time.monotonic() - 1)
+    clients = ArmClients(settings, StaticCred())
+    results = clients.send_all([put("late", "20.0.6.1")], 1)
+    assert isinstance(results[0], RunTimeout)
+    assert emulator.count("PUT") == 0
