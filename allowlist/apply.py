@@ -202,8 +202,12 @@ def apply_plan(
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
         return _run_target(target_plan, leases[target_plan.target.key], plan, clients, tick)
 
-    # One event loop carries every target's rule writes (clients.send_all), open for the whole phase.
-    with clients.parallel_writes(), ThreadPoolExecutor(max_workers=plan.settings.concurrency) as pool:
+    # One event loop carries every target's rule writes (clients.send_all), open for the whole phase, with
+    # `concurrency` x TARGET_WRITE_CONCURRENCY writes in flight. Twice as many targets are worked at once, so
+    # while one reads its firewall or waits on its lease, another's writes keep those slots busy.
+    slots = plan.settings.concurrency * TARGET_WRITE_CONCURRENCY
+    workers = 2 * plan.settings.concurrency
+    with clients.parallel_writes(slots), ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(run, work))
     return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
 

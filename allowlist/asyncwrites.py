@@ -148,11 +148,12 @@ class _AsyncCredential:
 class AsyncWriter:
     """An event loop in its own thread and a pipeline over it, until close()."""
 
-    def __init__(self, settings: ArmSettings, credential: TokenCredential, pacer: WritePacer) -> None:
+    def __init__(self, settings: ArmSettings, credential: TokenCredential, pacer: WritePacer, limit: int) -> None:
         from allowlist import __version__
         from allowlist.azure import make_pacing_policy, make_request_id_policy, make_retry_policy
 
         self._base = settings.endpoint.rstrip("/")
+        self._slots = asyncio.Semaphore(max(1, limit))  # writes in flight from every caller together
         self._loop = asyncio.new_event_loop()
         self._transport = AiohttpTransport(settings.ca_bundle, settings.timeout)
         self._client: AsyncPipelineClient[Any, Any] = AsyncPipelineClient(
@@ -181,7 +182,7 @@ class AsyncWriter:
 
         async def one(call: RestCall) -> Exception | None:
             method, url, body = call
-            async with gate:
+            async with gate, self._slots:
                 try:
                     url = url if "://" in url else self._base + url
                     headers = {"Content-Type": "application/json"} if body is not None else None

@@ -149,7 +149,7 @@ class ArmClients:
             return writer.send_all(calls, width, each)
 
     @contextmanager
-    def parallel_writes(self) -> Iterator[AsyncWriter]:
+    def parallel_writes(self, limit: int = 32) -> Iterator[AsyncWriter]:
         """The loop send_all uses, kept open (with its connections) while any caller holds it: apply holds
         it for its whole write phase, so every target's writes share one loop and one pool."""
         self.raw()  # first: it imports azure-core under the import lock
@@ -158,7 +158,7 @@ class ArmClients:
         credential = self.credential
         with self._lock:
             if self._writer is None:
-                self._writer = AsyncWriter(self.settings, credential, self.pacer)
+                self._writer = AsyncWriter(self.settings, credential, self.pacer, limit)
             self._writer_users += 1
             writer = self._writer
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,16 @@ def test_no_write_starts_after_the_deadline(emulator: Emulator) -> None:
     results = clients.send_all([put("late", "20.0.6.1")], 1)
     assert isinstance(results[0], RunTimeout)
     assert emulator.count("PUT") == 0
+
+
+def test_callers_together_never_exceed_the_writes_in_flight_limit(emulator: Emulator) -> None:
+    emulator.faults.config = FaultConfig(latency_ms=40, throttle=False)
+    clients = make_clients(emulator, str(emulator.ca_path))
+    emulator.reset_log()
+    with clients.parallel_writes(limit=3), ThreadPoolExecutor(4) as pool:
+        batches = [[put(f"l{b}-{i}", f"20.0.7.{8 * b + i}") for i in range(1, 9)] for b in range(4)]
+        assert list(pool.map(lambda batch: clients.send_all(batch, 4), batches)) == [[None] * 8] * 4
+    spans = sorted((r.at - r.duration, r.at) for r in emulator.requests if r.method == "PUT")
+    assert len(spans) == 32
+    most = max(sum(1 for start, end in spans if start <= t < end) for t, _ in spans)
+    assert most == 3  # four callers, each allowed 4 at once, share 3 slots, and use them all
