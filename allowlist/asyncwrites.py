@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -76,6 +75,7 @@ class AiohttpTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
 
     def __init__(self, ca_bundle: str | None, timeout: float) -> None:
         self._timeout = timeout
+        self._timeouts = aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout)
         self._tls = tls_context(ca_bundle)
         self._proxies = urllib.request.getproxies_environment()
         self._proxy = self._proxies.get("https") or self._proxies.get("all")
@@ -108,16 +108,22 @@ class AiohttpTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
         assert self._session is not None
         connect = kwargs.get("connection_timeout", self._timeout)
         read = kwargs.get("read_timeout", self._timeout)
+        timeouts = (
+            self._timeouts
+            if connect == read == self._timeout
+            else aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        )
         body = request.content if hasattr(request, "content") else request.data
+        url = URL(request.url, encoded=True)  # quoted already: yarl need not quote it again
         try:
             async with self._session.request(
                 request.method,
-                URL(request.url, encoded=True),  # quoted already: yarl need not parse and quote it again
+                url,
                 data=body,
                 headers=dict(request.headers),
-                proxy=self._proxy_for(urlsplit(request.url).hostname or ""),
+                proxy=self._proxy_for(url.host or ""),
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(sock_connect=connect, sock_read=read),
+                timeout=timeouts,
             ) as raw:
                 content = await raw.read()
                 return AsyncArmResponse(request, raw.status, raw.reason or "", raw.headers, content)

@@ -376,6 +376,7 @@ class Emulator:
             "by_method": by_method,
             "connections": connections,
             "mean_in_flight": round(served / span, 2) if span > 0 else 0.0,
+            "mean_ms": round(1000 * served / len(logged), 2) if logged else 0.0,  # from request read to answer
         }
 
     def reset_log(self) -> None:
