@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from allowlist.compress import Merge
 from allowlist.config import build_scope, override_settings
 from allowlist.errors import ConfigError, PlanFileError
@@ -183,24 +185,43 @@ def save_plan(plan: Plan, path: Path) -> None:
         raise PlanFileError(f"{path}: cannot write the plan: {exc.strerror or exc}") from exc
 
 
-def _canonical_chunks(value: Any, depth: int = 0) -> Iterator[str]:
+# Top-level parts whose items hold no float (targets and apps: strings, integers, booleans, null), so orjson
+# writes them as canonical_json would; it spells some floats its own way (1e16 for 1e+16).
+FLOATLESS = frozenset({"targets", "apps"})
+
+
+def _canonical_chunks(value: Any, depth: int = 0, floatless: bool = False) -> Iterator[str]:
     """canonical_json(value) in pieces, byte for byte: the top two levels are opened up, the rest is
-    encoded by the C encoder in one call per item."""
+    encoded by a C encoder in one call per item."""
     if depth == 2 or not isinstance(value, (dict, list, Iterator)):
-        yield canonical_json(value)
+        yield _floatless_json(value) if floatless else canonical_json(value)
     elif isinstance(value, dict):
         yield "{"
         for n, key in enumerate(sorted(value)):
             yield ("," if n else "") + json.dumps(key) + ":"
-            yield from _canonical_chunks(value[key], depth + 1)
+            yield from _canonical_chunks(value[key], depth + 1, depth == 0 and key in FLOATLESS)
         yield "}"
     else:
         yield "["
         for n, item in enumerate(value):
             if n:
                 yield ","
-            yield from _canonical_chunks(item, depth + 1)
+            yield from _canonical_chunks(item, depth + 1, floatless)
         yield "]"
+
+
+def _floatless_json(value: Any) -> str:
+    """canonical_json of a value without floats, through orjson (several times faster: a tenth of a plan's
+    CPU at 10,000 apps went to writing its file) where its bytes are the same. They are not when orjson
+    writes UTF-8 or DEL where json escapes them (\\u00e9, \\u007f), or refuses a value (an integer over 64
+    bits, a key that is not a string): json encodes those."""
+    try:
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return canonical_json(value)
+    if encoded.isascii() and b"\x7f" not in encoded:
+        return encoded.decode()
+    return canonical_json(value)
 
 
 def load_plan(path: Path, runtime: Settings | None = None) -> Plan:

@@ -221,6 +221,19 @@ def test_canonical_json_in_pieces_is_byte_for_byte_the_whole(value: Any) -> None
     assert "".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+AWKWARD = ["plain", "é", "a\x7fb", "\u2028", "tab\t", 'q"\\', "x\x00\x1f", "/", "\U0001f600", ""]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_targets_and_apps_written_by_the_fast_encoder_are_still_canonical(text: str) -> None:
+    value = {
+        "targets": [{"id": text, "changes": [{"apps": [text, "b"], "app_count": 2**70, "n": -1}], "error": None}],
+        "apps": [{"name": text, "tags": {text: text, "z": "1"}, "pinned": True}, {"k": [[], {}]}],
+        "policy": {"max_delete_fraction": 1e16, "x": 0.25},
+    }
+    assert "".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 # --- Planning from capabilities alone: the planner knows no back end by name. ---
 
 STORAGE = capabilities("storage")
