@@ -207,7 +207,7 @@ def apply_plan(
     # while one reads its firewall or waits on its lease, another's writes keep those slots busy.
     slots = plan.settings.concurrency * TARGET_WRITE_CONCURRENCY
     workers = 2 * plan.settings.concurrency
-    with clients.parallel_writes(slots), ThreadPoolExecutor(max_workers=workers) as pool:
+    with clients.event_loop(slots), ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(run, work))
     return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
 

@@ -20,7 +20,7 @@ from allowlist.errors import TOKEN_ENV, AllowlistError
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
 
-    from allowlist.asyncwrites import AsyncWriter, RestCall
+    from allowlist.armloop import ArmLoop, RestCall
 
 PUBLIC_ARM = "https://management.azure.com"
 ENDPOINT_ENV = "ALLOWLIST_ARM_ENDPOINT"
@@ -85,8 +85,8 @@ class ArmClients:
         self._transport: Any = None
         self._pacing: Any = None
         self._raw: Any = None
-        self._writer: Any = None  # asyncwrites.AsyncWriter while parallel_writes() is open
-        self._writer_users = 0
+        self._loop_open: Any = None  # armloop.ArmLoop while event_loop() is held
+        self._loop_users = 0
         self.pacer = WritePacer()
 
     @property
@@ -143,35 +143,36 @@ class ArmClients:
     def send_all(
         self, calls: Sequence[RestCall], width: int, each: Callable[[], None] = lambda: None
     ) -> list[Exception | None]:
-        """Raw ARM writes, `width` at once, from one event loop (see asyncwrites): in their order, None for
+        """Raw ARM writes, `width` at once, from one event loop (see armloop): in their order, None for
         each that succeeded, else the error that `send` would have raised for it."""
-        with self.parallel_writes() as writer:
-            return writer.send_all(calls, width, each)
+        with self.event_loop() as loop:
+            return loop.send_all(calls, width, each)
 
     @contextmanager
-    def parallel_writes(self, limit: int = 32) -> Iterator[AsyncWriter]:
-        """The loop send_all uses, kept open (with its connections) while any caller holds it: apply holds
-        it for its whole write phase, so every target's writes share one loop and one pool. `limit`: writes
-        in flight from all callers together, set by the caller that opens it."""
+    def event_loop(self, limit: int = 32) -> Iterator[ArmLoop]:
+        """One event loop carrying ARM calls (see armloop), kept open with its connections while any caller
+        holds it: plan holds it while it reads, so GETs go through it; apply for its write phase, so every
+        target's writes share it. `limit`: writes in flight from all callers together, set by the caller
+        that opens it."""
         self.raw()  # first: it imports azure-core under the import lock
         with _IMPORTS:
-            from allowlist.asyncwrites import AsyncWriter
+            from allowlist.armloop import ArmLoop
         credential = self.credential
         with self._lock:
-            if self._writer is None:
-                self._writer = AsyncWriter(self.settings, credential, self.pacer, limit)
-            self._writer_users += 1
-            writer = self._writer
+            if self._loop_open is None:
+                self._loop_open = ArmLoop(self.settings, credential, self.pacer, limit)
+            self._loop_users += 1
+            loop = self._loop_open
         try:
-            yield writer
+            yield loop
         finally:
             with self._lock:
-                self._writer_users -= 1
-                done = self._writer_users == 0
+                self._loop_users -= 1
+                done = self._loop_users == 0
                 if done:
-                    self._writer = None
+                    self._loop_open = None
             if done:
-                writer.close()
+                loop.close()
 
     def raw(self) -> Any:
         """azure-core's pipeline with only what a raw ARM call needs: a request ID for support, the user
@@ -242,7 +243,8 @@ class ArmClients:
         from azure.core.rest import HttpRequest
         from azure.mgmt.core.exceptions import ARMErrorFormat
 
-        response = client.send_request(HttpRequest("GET", url))
+        loop = self._loop_open  # GETs go through the event loop while one is open: less CPU per call
+        response = loop.send("GET", url) if loop is not None else client.send_request(HttpRequest("GET", url))
         if response.status_code != 200:
             map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)

@@ -1,5 +1,6 @@
-"""Rule writes sent together from one event loop (ArmClients.send_all): the same answers, retries, pacing,
-proxies and TLS checks as one-at-a-time raw calls, over few kept-alive connections."""
+"""ARM calls from one event loop (ArmClients.event_loop): rule writes sent together (send_all) and reads
+while it is open, with the same answers, errors, retries, pacing, proxies and TLS checks as the
+synchronous raw pipeline, over few kept-alive connections."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import trustme
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
 from allowlist.armerrors import unreachable
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout
 from allowlist.emulator import Emulator
 from allowlist.emulator.faults import Bucket, FaultConfig
+from allowlist.transport import Urllib3Transport
 from tests.conftest import SQL1, StaticCred
 from tests.test_transport import ConnectProxy, make_clients, proxy  # noqa: F401 - the fixture
 
@@ -27,8 +29,8 @@ def put(name: str, address: str) -> tuple[str, str, dict[str, object]]:
     return "PUT", f"{SQL1}/firewallRules/{name}?{API}", body
 
 
-def writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "allowlist-writes"]
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "allowlist-arm-loop"]
 
 
 def test_answers_come_back_in_order_with_arm_errors_in_place(emulator: Emulator) -> None:
@@ -96,11 +98,11 @@ def test_writes_go_through_the_https_proxy_unless_no_proxy_says_otherwise(
 def test_one_loop_and_few_connections_while_writes_are_open(emulator: Emulator) -> None:
     clients = make_clients(emulator, str(emulator.ca_path))
     emulator.stats(reset=True)
-    with clients.parallel_writes():
+    with clients.event_loop():
         for batch in range(5):
             assert clients.send_all([put(f"k{batch}-{i}", f"20.0.5.{i}") for i in range(1, 9)], 4) == [None] * 8
-        assert len(writer_threads()) == 1  # nested users share it
-    assert writer_threads() == []  # closed with its last user
+        assert len(loop_threads()) == 1  # nested users share it
+    assert loop_threads() == []  # closed with its last user
     stats = emulator.stats()
     assert stats["requests"] == 40
     assert stats["connections"] <= 4  # at most `width` at once, each kept alive across batches
@@ -118,10 +120,31 @@ def test_callers_together_never_exceed_the_writes_in_flight_limit(emulator: Emul
     emulator.faults.config = FaultConfig(latency_ms=40, throttle=False)
     clients = make_clients(emulator, str(emulator.ca_path))
     emulator.reset_log()
-    with clients.parallel_writes(limit=3), ThreadPoolExecutor(4) as pool:
+    with clients.event_loop(limit=3), ThreadPoolExecutor(4) as pool:
         batches = [[put(f"l{b}-{i}", f"20.0.7.{8 * b + i}") for i in range(1, 9)] for b in range(4)]
         assert list(pool.map(lambda batch: clients.send_all(batch, 4), batches)) == [[None] * 8] * 4
     spans = sorted((r.at - r.duration, r.at) for r in emulator.requests if r.method == "PUT")
     assert len(spans) == 32
     most = max(sum(1 for start, end in spans if start <= t < end) for t, _ in spans)
     assert most == 3  # four callers, each allowed 4 at once, share 3 slots, and use them all
+
+
+def test_reads_go_through_the_loop_while_it_is_open_with_the_same_answers_and_errors(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = make_clients(emulator, str(emulator.ca_path))
+    direct = list(clients.list_raw(f"{SQL1}/firewallRules", "2021-11-01"))
+    server = clients.get_raw(SQL1, "2021-11-01")
+
+    def no_sync_transport(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a read went through the synchronous transport")
+
+    monkeypatch.setattr(Urllib3Transport, "send", no_sync_transport)
+    with clients.event_loop():
+        assert list(clients.list_raw(f"{SQL1}/firewallRules", "2021-11-01")) == direct
+        assert clients.get_raw(SQL1, "2021-11-01") == server
+        with pytest.raises(ResourceNotFoundError):
+            clients.get_raw(SQL1.replace("sql-", "missing-"), "2021-11-01")
+    emulator.accepted_tokens = frozenset({"another"})
+    with clients.event_loop(), pytest.raises(ClientAuthenticationError):
+        clients.get_raw(SQL1, "2021-11-01")

@@ -1,12 +1,13 @@
-"""Many raw ARM writes at once from one event loop: azure-core's async pipeline over aiohttp.
+"""Raw ARM calls from one event loop: azure-core's async pipeline over aiohttp.
 
 Why not threads: at 10,000 apps an apply makes about 27,000 rule writes. From 32 threads over urllib3
 each cost about 1.4 ms of client CPU (thread hand-offs on the GIL, urllib3 and http.client's header
-parsing); one loop carrying the same writes costs about 0.6 ms each, measured against the emulator.
+parsing); one loop carrying the same writes costs about 0.6 ms each, measured against the emulator. A
+plan's 1,880 reads at that size cost about a fifth less CPU through it too.
 
 The pipeline has the same parts as the synchronous raw one (ArmClients.raw): request ID, user agent,
 retries with the same rules, per-subscription pacing and ARM bearer auth. The loop runs in its own
-thread, so the rest of allowlist stays synchronous: callers hand it a batch and wait for the answers.
+thread, so the rest of allowlist stays synchronous: callers hand it a request or a batch and wait.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class _AsyncCredential:
         return await loop.run_in_executor(None, lambda: self._credential.get_token(*scopes, **kwargs))
 
 
-class AsyncWriter:
+class ArmLoop:
     """An event loop in its own thread and a pipeline over it, until close()."""
 
     def __init__(self, settings: ArmSettings, credential: TokenCredential, pacer: WritePacer, limit: int) -> None:
@@ -173,7 +174,7 @@ class AsyncWriter:
             per_retry_policies=[make_pacing_policy(pacer, asynchronous=True)],
             transport=self._transport,
         )
-        self._thread = threading.Thread(target=self._loop.run_forever, name="allowlist-writes", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="allowlist-arm-loop", daemon=True)
         self._thread.start()
 
     def send_all(self, calls: Sequence[RestCall], width: int, each: Callable[[], None]) -> list[Exception | None]:
@@ -204,6 +205,16 @@ class AsyncWriter:
                     each()
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
+
+    def send(self, method: str, url: str) -> Any:
+        """One request, waited for: the answer whatever its status (the caller checks it)."""
+        url = url if "://" in url else self._base + url
+        request = HttpRequest(method, url)
+
+        async def one() -> Any:
+            return await self._client.send_request(request)
+
+        return asyncio.run_coroutine_threadsafe(one(), self._loop).result()
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._transport.close(), self._loop).result()
