@@ -191,10 +191,9 @@ class ArmLoop:
             method, url, body = call
             async with gate, self._slots:
                 try:
-                    url = url if "://" in url else self._base + url
                     headers = {"Content-Type": "application/json"} if body is not None else None
                     content = orjson.dumps(body) if body is not None else None
-                    request = HttpRequest(method, url, content=content, headers=headers)
+                    request = HttpRequest(method, self._absolute(url), content=content, headers=headers)
                     response = await self._client.send_request(request)
                     if response.status_code >= 400:
                         raise HttpResponseError(response=response, error_format=ARMErrorFormat)
@@ -208,13 +207,15 @@ class ArmLoop:
 
     def send(self, method: str, url: str) -> Any:
         """One request, waited for: the answer whatever its status (the caller checks it)."""
-        url = url if "://" in url else self._base + url
-        request = HttpRequest(method, url)
+        request = HttpRequest(method, self._absolute(url))
 
         async def one() -> Any:
             return await self._client.send_request(request)
 
         return asyncio.run_coroutine_threadsafe(one(), self._loop).result()
+
+    def _absolute(self, url: str) -> str:
+        return url if "://" in url else self._base + url  # a path from the endpoint, or a next link
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._transport.close(), self._loop).result()
