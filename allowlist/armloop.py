@@ -38,10 +38,12 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 from yarl import URL
 
+from allowlist.armpolicies import make_pacing_policy, make_request_id_policy, make_retry_policy
 from allowlist.transport import POOL_SIZE, tls_context
 
 if TYPE_CHECKING:
-    from allowlist.azure import ArmSettings, WritePacer
+    from allowlist.armpolicies import WritePacer
+    from allowlist.azure import ArmSettings
 
 RestCall = tuple[str, str, Any]  # method, URL (or a path from the endpoint), JSON body or None
 
@@ -157,7 +159,6 @@ class ArmLoop:
 
     def __init__(self, settings: ArmSettings, credential: TokenCredential, pacer: WritePacer, limit: int) -> None:
         from allowlist import __version__
-        from allowlist.azure import make_pacing_policy, make_request_id_policy, make_retry_policy
 
         self._base = settings.endpoint.rstrip("/")
         self._slots = asyncio.Semaphore(max(1, limit))  # writes in flight from every caller together
