@@ -4,8 +4,10 @@ per-subscription write bucket. Light: azure-core is imported only when a policy 
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from allowlist.errors import AllowlistError
@@ -48,11 +50,22 @@ class WritePacer:
         while (wait := self._take(subscription)) > 0:
             await asyncio.sleep(wait)
 
-    def observe(self, subscription: str, remaining: int) -> None:
+    def observe(self, subscription: str, remaining: str | None) -> None:
+        """ARM's count of the writes left (the REMAINING_WRITES header), where an answer carried it."""
+        if remaining is None or not remaining.isdigit():
+            return
         with self._lock:
-            if remaining < self._tokens.get(subscription, self.burst):
+            if int(remaining) < self._tokens.get(subscription, self.burst):
                 self._tokens[subscription] = float(remaining)
                 self._updated[subscription] = time.monotonic()
+
+
+REMAINING_WRITES = "x-ms-ratelimit-remaining-subscription-writes"
+
+
+def write_subscription(method: str, url: str) -> str | None:
+    """The subscription whose write bucket a request spends: None for reads, and for calls outside one."""
+    return None if method.upper() in ("GET", "HEAD") else _subscription_of(url)
 
 
 def _subscription_of(url: str) -> str | None:
@@ -63,47 +76,41 @@ def _subscription_of(url: str) -> str | None:
 def make_pacing_policy(pacer: WritePacer, asynchronous: bool = False) -> Any:
     from azure.core.pipeline.policies import AsyncHTTPPolicy, HTTPPolicy
 
-    def is_write(request: Any) -> tuple[bool, str | None]:
-        return request.http_request.method.upper() not in ("GET", "HEAD"), _subscription_of(request.http_request.url)
-
-    def observe(write: bool, sub: str | None, response: Any) -> None:
-        left = response.http_response.headers.get("x-ms-ratelimit-remaining-subscription-writes")
-        if write and sub is not None and left is not None and left.isdigit():
-            pacer.observe(sub, int(left))
-
     class PacingPolicy(HTTPPolicy):  # type: ignore[type-arg]
         def send(self, request: Any) -> Any:
-            write, sub = is_write(request)
-            if write and sub is not None:
+            sub = write_subscription(request.http_request.method, request.http_request.url)
+            if sub is not None:
                 pacer.acquire(sub)
             response = self.next.send(request)
-            observe(write, sub, response)
+            if sub is not None:
+                pacer.observe(sub, response.http_response.headers.get(REMAINING_WRITES))
             return response
 
     class AsyncPacingPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         async def send(self, request: Any) -> Any:
-            write, sub = is_write(request)
-            if write and sub is not None:
+            sub = write_subscription(request.http_request.method, request.http_request.url)
+            if sub is not None:
                 await pacer.acquire_async(sub)
             response = await self.next.send(request)
-            observe(write, sub, response)
+            if sub is not None:
+                pacer.observe(sub, response.http_response.headers.get(REMAINING_WRITES))
             return response
 
     return AsyncPacingPolicy() if asynchronous else PacingPolicy()
 
 
-def make_request_id_policy() -> Any:
+def new_request_id() -> str:
     """x-ms-client-request-id, one per request (kept across its retries), for support to find it: a random
     UUID. azure-core's RequestIdPolicy makes a uuid1 per request, measured at about 5% of a rule write's CPU."""
-    import random
-    import uuid
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
+
+def make_request_id_policy() -> Any:
     from azure.core.pipeline.policies import SansIOHTTPPolicy
 
     class ClientRequestIdPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
         def on_request(self, request: Any) -> None:
-            request_id = uuid.UUID(int=random.getrandbits(128), version=4)
-            request.http_request.headers.setdefault("x-ms-client-request-id", str(request_id))
+            request.http_request.headers.setdefault("x-ms-client-request-id", new_request_id())
 
     return ClientRequestIdPolicy()
 
@@ -133,23 +140,23 @@ def make_retry_policy(settings: ArmSettings, asynchronous: bool = False) -> Any:
 
     class ArmRetryPolicy(ArmRetryRules, RetryPolicy):  # type: ignore[type-arg]
         def send(self, request: Any) -> Any:
-            _check_deadline(settings.deadline)
+            check_deadline(settings.deadline)
             return super().send(request)
 
         def sleep(self, retry_settings: Any, transport: Any, response: Any = None) -> None:
-            _check_deadline(settings.deadline)
+            check_deadline(settings.deadline)
             super().sleep(retry_settings, transport, response=response)
-            _check_deadline(settings.deadline)
+            check_deadline(settings.deadline)
 
     class AsyncArmRetryPolicy(ArmRetryRules, AsyncRetryPolicy):  # type: ignore[type-arg]
         async def send(self, request: Any) -> Any:
-            _check_deadline(settings.deadline)
+            check_deadline(settings.deadline)
             return await super().send(request)
 
         async def sleep(self, retry_settings: Any, transport: Any, response: Any = None) -> None:
-            _check_deadline(settings.deadline)
+            check_deadline(settings.deadline)
             await super().sleep(retry_settings, transport, response=response)
-            _check_deadline(settings.deadline)
+            check_deadline(settings.deadline)
 
     # azure-core also caps each kind of retry at 3 unless told: a 429 storm needs more.
     return (AsyncArmRetryPolicy if asynchronous else ArmRetryPolicy)(
@@ -161,6 +168,6 @@ def make_retry_policy(settings: ArmSettings, asynchronous: bool = False) -> Any:
     )
 
 
-def _check_deadline(deadline: float | None) -> None:
+def check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise RunTimeout("the run reached its --timeout; writes already made were kept, run again to finish")

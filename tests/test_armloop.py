@@ -8,12 +8,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from azure.core import AsyncPipelineClient
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
 from allowlist.armerrors import unreachable
+from allowlist.armloop import AiohttpTransport
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout
 from allowlist.emulator import Emulator
 from allowlist.emulator.faults import Bucket, FaultConfig
@@ -148,3 +151,47 @@ def test_reads_go_through_the_loop_while_it_is_open_with_the_same_answers_and_er
     emulator.accepted_tokens = frozenset({"another"})
     with clients.event_loop(), pytest.raises(ClientAuthenticationError):
         clients.get_raw(SQL1, "2021-11-01")
+
+
+def test_first_attempts_skip_the_pipeline_and_a_throttled_one_is_retried_after_retry_after_with_its_request_id(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.faults.config = FaultConfig(writes=Bucket(1, 1.0))  # one write, then one a second: the 2nd is a 429
+    clients = make_clients(emulator, str(emulator.ca_path))
+    sent: list[dict[str, str]] = []
+    through_pipeline: list[str] = []
+    exchange, pipeline_send = AiohttpTransport.exchange, AsyncPipelineClient.send_request
+
+    async def spy_exchange(self: AiohttpTransport, method: str, url: str, headers: dict[str, str], *rest: Any) -> Any:
+        sent.append(dict(headers))
+        return await exchange(self, method, url, headers, *rest)
+
+    def spy_pipeline(self: Any, request: Any, **kwargs: Any) -> Any:
+        through_pipeline.append(request.method)
+        return pipeline_send(self, request, **kwargs)
+
+    monkeypatch.setattr(AiohttpTransport, "exchange", spy_exchange)
+    monkeypatch.setattr(AsyncPipelineClient, "send_request", spy_pipeline)
+    emulator.reset_log()
+    with clients.event_loop():
+        assert clients.get_raw(SQL1, "2021-11-01")["name"] == "sql-one"
+        assert clients.send_all([put("b1", "20.0.8.1"), put("b2", "20.0.8.2")], 1) == [None, None]
+    puts = [r for r in emulator.requests if r.method == "PUT"]
+    assert [r.status == 429 for r in puts] == [False, True, False] and puts[2].status < 300
+    assert puts[2].at - puts[2].duration - puts[1].at >= 0.9  # the answer's Retry-After (1 s) was waited
+    assert through_pipeline == ["PUT"]  # only the retry: the GET and first attempts went directly
+    assert [h["x-ms-client-request-id"] for h in sent[2:]] == [sent[2]["x-ms-client-request-id"]] * 2
+    assert len({h["x-ms-client-request-id"] for h in sent}) == 3  # one per request, kept across its retry
+    assert {(h["Authorization"], h["User-Agent"]) for h in sent} == {("Bearer test-token", sent[-1]["User-Agent"])}
+    assert "allowlist/" in sent[0]["User-Agent"]  # direct or through the pipeline, the same bearer and user agent
+
+
+def test_writes_whose_connection_drops_are_sent_again_until_they_land(emulator: Emulator) -> None:
+    emulator.faults.config = FaultConfig(drop_rate=0.4, error_rate=0.2, throttle=False, seed=5)
+    clients = make_clients(emulator, str(emulator.ca_path))
+    emulator.reset_log()
+    assert clients.send_all([put(f"d{i}", f"20.0.9.{i}") for i in range(1, 13)], 3) == [None] * 12
+    statuses = [r.status for r in emulator.requests if r.method == "PUT"]
+    assert 0 in statuses and any(s >= 500 for s in statuses)  # dropped and failed first attempts, retried
+    written = {r["name"] for r in clients.list_raw(f"{SQL1}/firewallRules", "2021-11-01")}
+    assert {f"d{i}" for i in range(1, 13)} <= written
