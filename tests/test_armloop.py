@@ -18,10 +18,12 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from allowlist.armerrors import unreachable
 from allowlist.armloop import AiohttpTransport
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout
+from allowlist.config import build_scope
 from allowlist.emulator import Emulator
 from allowlist.emulator.faults import Bucket, FaultConfig
+from allowlist.sync import make_plan
 from allowlist.transport import Urllib3Transport
-from tests.conftest import SQL1, StaticCred
+from tests.conftest import SQL1, SUB1, StaticCred
 from tests.test_transport import ConnectProxy, make_clients, proxy  # noqa: F401 - the fixture
 
 API = "api-version=2021-11-01"
@@ -195,3 +197,19 @@ def test_writes_whose_connection_drops_are_sent_again_until_they_land(emulator: 
     assert 0 in statuses and any(s >= 500 for s in statuses)  # dropped and failed first attempts, retried
     written = {r["name"] for r in clients.list_raw(f"{SQL1}/firewallRules", "2021-11-01")}
     assert {f"d{i}" for i in range(1, 13)} <= written
+
+
+def test_every_read_of_a_plan_goes_through_the_loop(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop opens before the first read: none waits for it on the synchronous transport."""
+    clients = make_clients(emulator, str(emulator.ca_path))
+    scope = build_scope({"settings": {"retry_backoff": 0}, "sync": [{"subscriptions": [SUB1], "targets": [SQL1]}]})
+    expected = make_plan(scope, clients).plan
+
+    def no_sync_transport(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a read went through the synchronous transport")
+
+    monkeypatch.setattr(Urllib3Transport, "send", no_sync_transport)
+    emulator.reset_log()
+    plan = make_plan(scope, clients).plan
+    assert plan.fully_read and plan.targets == expected.targets
+    assert emulator.count("GET") >= 3  # subscriptions, sites, the server's rules: all through the loop
