@@ -14,6 +14,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from allowlist.addresses import ipv4_number, merge_numbers
@@ -132,27 +133,39 @@ def desired_ranges(
 ) -> dict[IpRange, tuple[str, ...]]:
     """The merged ranges the pinned apps need, each with the IDs of the apps inside it; IPv6 ranges too
     when the back end holds IPv6 rules; and fixed ranges from config, each named `static:LABEL`."""
-    # Apps on one stamp share their addresses: parse each distinct set once, however many apps hold it.
-    # Apps are numbered in ID order, so each range's apps come out sorted by sorting numbers.
+    # Apps on one stamp share their addresses, so the work is done per stamp (each distinct address set),
+    # however many apps hold it: at 10,000 apps a target's 450 apps sit on about 18 stamps. Apps are
+    # numbered in ID order, so each range's apps come out sorted by sorting numbers.
     ids = sorted((a.id for a in apps if a.pinned), key=str.lower)
     number = {app_id: n for n, app_id in enumerate(ids)}
-    holders: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = defaultdict(list)
+    stamps: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = defaultdict(list)
     for app in apps:
         if app.pinned:
-            holders[(app.ipv4, app.ipv6 if ipv6 else ())].append(number[app.id])
-    owners: dict[int, set[int]] = defaultdict(set)
-    owners6: dict[int, set[int]] = defaultdict(set)
-    for (v4, v6), held_by in holders.items():
-        for address in v4:
-            owners[ipv4_number(address)].update(held_by)
+            stamps[(app.ipv4, app.ipv6 if ipv6 else ())].append(number[app.id])
+    members = [sorted(set(numbers)) for numbers in stamps.values()]
+    held = [tuple(ids[n] for n in numbers) for numbers in members]  # one tuple per stamp, shared by its ranges
+    owners: dict[int, list[int]] = defaultdict(list)  # address -> the stamps that hold it
+    owners6: dict[int, list[int]] = defaultdict(list)
+    for stamp, (v4, v6) in enumerate(stamps):
+        for n in _ipv4_numbers(v4):
+            owners[n].append(stamp)
         for address in v6:
-            owners6[int(ipaddress.IPv6Address(address))].update(held_by)
+            owners6[int(ipaddress.IPv6Address(address))].append(stamp)
     needed: dict[IpRange, tuple[str, ...]] = {}
     for version, found in ((4, owners), (6, owners6)):
         for rule_range in merge_numbers(found, version):
-            inside = set().union(*(found[n] for n in range(rule_range.start, rule_range.end + 1)))
-            needed[rule_range] = tuple(ids[n] for n in sorted(inside))
+            inside = {s for n in range(rule_range.start, rule_range.end + 1) for s in found[n]}
+            if len(inside) == 1:
+                needed[rule_range] = held[inside.pop()]
+            else:
+                needed[rule_range] = tuple(ids[n] for n in sorted({n for s in inside for n in members[s]}))
     return _with_static(needed, [(r, label) for r, label in static if ipv6 or r.version == 4])
+
+
+@lru_cache(maxsize=65536)
+def _ipv4_numbers(addresses: tuple[str, ...]) -> tuple[int, ...]:
+    """A stamp's addresses as numbers, parsed once per run however many targets its apps feed."""
+    return tuple(ipv4_number(a) for a in addresses)
 
 
 def _with_static(

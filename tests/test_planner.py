@@ -57,6 +57,35 @@ def test_desired_ranges_merge_across_apps_and_record_who_needs_them() -> None:
     assert [len(v) for v in desired.values()] == [2, 1]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_desired_ranges_match_a_per_address_reckoning_on_apps_sharing_stamps(seed: int) -> None:
+    """Worked out per stamp (apps sharing an address set), the answer is the one a plain count over every
+    app and address gives: each merged range, with exactly the pinned apps holding an address inside it."""
+    rng = random.Random(seed)
+    v4 = [f"20.0.0.{i}" for i in range(1, 16)]
+    v6 = [f"2001:db8::{i:x}" for i in range(1, 8)]
+    stamps = [(tuple(rng.sample(v4, rng.randint(1, 5))), tuple(rng.sample(v6, rng.randint(0, 2)))) for _ in range(6)]
+    apps = []
+    for i in range(rng.randint(1, 30)):
+        four, six = rng.choice(stamps)
+        apps.append(app(f"App{i:02d}" if i % 3 else f"app{i:02d}", ipv4=four, ipv6=six, pinned=rng.random() > 0.1))
+    for ipv6 in (False, True):
+        holding: dict[tuple[int, int], set[str]] = {}  # (version, address) -> the pinned apps holding it
+        for a in (a for a in apps if a.pinned):
+            for address in a.ipv4 + a.ipv6 if ipv6 else a.ipv4:
+                one = IpRange.parse(address, address)
+                holding.setdefault((one.version, one.start), set()).add(a.id)
+        expected: list[tuple[IpRange, set[str]]] = []
+        for (version, n), who in sorted(holding.items()):
+            if expected and expected[-1][0].version == version and expected[-1][0].end + 1 == n:
+                expected[-1] = (IpRange(expected[-1][0].start, n, version), expected[-1][1] | who)
+            else:
+                expected.append((IpRange(n, n, version), set(who)))
+        got = desired_ranges(apps, ipv6)
+        assert [(r, set(who)) for r, who in got.items()] == expected
+        assert all(list(who) == sorted(who, key=str.lower) for who in got.values())
+
+
 def test_first_sync_creates_and_leaves_other_rules_alone() -> None:
     p = plan(["20.0.0.1", "20.0.0.2"], [rule("AllowAllWindowsAzureIps", "0.0.0.0"), rule("office", "1.1.1.1")])
     assert [(c.action, c.name) for c in p.changes] == [("create", "allowlist-20.0.0.1-20.0.0.2")]
