@@ -22,7 +22,7 @@ from allowlist.config import build_scope, override_settings
 from allowlist.errors import ConfigError, PlanFileError
 from allowlist.findings import Finding, Kind
 from allowlist.model import AppEgress, DiscoveryIssue, ExistingRule, IpRange
-from allowlist.planner import Change, Plan, TargetPlan
+from allowlist.planner import STATIC, Change, Plan, TargetPlan
 from allowlist.scope import POLICY_KEYS, Scope, Selector, Settings
 from allowlist.targets.registry import parse_target
 
@@ -41,8 +41,16 @@ def _change(c: Change, modes: dict[str, str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"action": c.action, "name": c.name, **_range(c.range),
                            "apps": list(c.apps[:APPS_PER_CHANGE]), "app_count": len(c.apps)}  # fmt: skip
     if modes is not None and c.apps:  # which egress made each app need it: platform, nat-gateway, ...
-        out["egress"] = sorted({modes.get(a, "static" if a.startswith("static:") else "unknown") for a in c.apps})
+        out["egress"] = _egress(c.apps, modes)
     return out
+
+
+def _egress(apps: tuple[str, ...], modes: dict[str, str]) -> list[str]:
+    found: set[str | None] = set(map(modes.get, apps))  # a few modes from thousands of lookups, at C speed
+    if None in found:  # fixed addresses from config, or an app this plan does not list
+        found.discard(None)
+        found |= {"static" if a.startswith(STATIC) else "unknown" for a in apps if a not in modes}
+    return sorted(m for m in found if m is not None)
 
 
 def app_to_data(a: AppEgress) -> dict[str, Any]:

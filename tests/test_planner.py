@@ -14,8 +14,16 @@ from allowlist.config import build_scope
 from allowlist.findings import Kind
 from allowlist.model import Discovery, DiscoveryIssue, ExistingRule, IpRange
 from allowlist.naming import parse_rule_name, rule_name
-from allowlist.planfile import _canonical_chunks, canonical_json, load_plan, plan_to_data, plan_to_json, save_plan
-from allowlist.planner import build_plan, desired_ranges, plan_target
+from allowlist.planfile import (
+    _canonical_chunks,
+    _change,
+    canonical_json,
+    load_plan,
+    plan_to_data,
+    plan_to_json,
+    save_plan,
+)
+from allowlist.planner import Change, build_plan, desired_ranges, plan_target
 from allowlist.scope import Settings
 from allowlist.targets.base import Firewall
 from allowlist.targets.registry import capabilities, parse_target
@@ -318,3 +326,12 @@ def test_names_the_service_refuses_block_the_plan() -> None:
     p = plan_target(TARGET, desired_ranges([app("a", ipv4=("20.0.0.1",))]), Firewall(()), Cfg(prefix="a.b-"), PG)
     assert "rule name 'a.b-20_0_0_1' is not valid for a PostgreSQL flexible server" in p.blockers[0]
     assert p.rule_limit == 128
+
+
+def test_each_change_names_the_egress_modes_that_need_it() -> None:
+    rng = IpRange.parse("20.0.0.1")
+    modes = {"/a": "platform", "/b": "nat-gateway", "/c": "platform"}
+    assert _change(Change("create", "n", rng, apps=("/a", "/c")), modes)["egress"] == ["platform"]
+    mixed = Change("create", "n", rng, apps=("/c", "static:office", "/b", "/gone", "/a"))
+    assert _change(mixed, modes)["egress"] == ["nat-gateway", "platform", "static", "unknown"]
+    assert "egress" not in _change(Change("delete", "n", rng), modes)
