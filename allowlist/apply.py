@@ -187,13 +187,6 @@ def apply_plan(
         t.target.key: Lease(t.target, clients, plan.settings.prefix, run_id, plan.settings.lease_seconds, began)
         for t in work
     }
-    width = max(plan.settings.concurrency, min(32, len(work)))  # leases are cheap reads and writes
-    with ThreadPoolExecutor(max_workers=width) as pool:
-        refused = dict(zip(leases, pool.map(lambda lease: lease.offer(), leases.values()), strict=True))
-        if any(why is None for why in refused.values()):
-            time.sleep(LEASE_SETTLE)  # let a run that offered at the same moment write its lease too
-        # Read back in parallel too: one after another, 300 targets cost 300 round trips before any write.
-        confirmed = dict(zip(refused, pool.map(lambda k: refused[k] or leases[k].confirm(), refused), strict=True))
 
     def run(target_plan: TargetPlan) -> TargetResult:
         why = confirmed[target_plan.target.key]
@@ -202,14 +195,27 @@ def apply_plan(
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
         return _run_target(target_plan, leases[target_plan.target.key], plan, clients, tick)
 
-    # One event loop carries every target's rule writes (clients.send_all), open for the whole phase, with
-    # `concurrency` x TARGET_WRITE_CONCURRENCY writes in flight. Twice as many targets are worked at once, so
-    # while one reads its firewall or waits on its lease, another's writes keep those slots busy.
+    # One event loop carries the run's ARM calls, leases included (clients.send goes through it while it is
+    # open), with `concurrency` x TARGET_WRITE_CONCURRENCY rule writes in flight (clients.send_all). Twice as
+    # many targets are worked at once, so while one reads its firewall or its lease, another's writes keep
+    # those slots busy.
     slots = plan.settings.concurrency * TARGET_WRITE_CONCURRENCY
-    workers = 2 * plan.settings.concurrency
-    with clients.event_loop(slots), ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(run, work))
+    with clients.event_loop(slots):
+        confirmed = _take_leases(leases, max(plan.settings.concurrency, min(32, len(work))))
+        with ThreadPoolExecutor(max_workers=2 * plan.settings.concurrency) as pool:
+            results = list(pool.map(run, work))
     return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
+
+
+def _take_leases(leases: dict[str, Lease], width: int) -> dict[str, str | None]:
+    """Offer every lease, let a run that offered at the same moment write its own, read them back: per
+    target, why it is not ours, or None."""
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        refused = dict(zip(leases, pool.map(lambda lease: lease.offer(), leases.values()), strict=True))
+        if any(why is None for why in refused.values()):
+            time.sleep(LEASE_SETTLE)
+        # Read back in parallel too: one after another, 300 targets cost 300 round trips before any write.
+        return dict(zip(refused, pool.map(lambda k: refused[k] or leases[k].confirm(), refused), strict=True))
 
 
 def interleave(work: Sequence[TargetPlan]) -> list[TargetPlan]:

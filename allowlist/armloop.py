@@ -16,7 +16,7 @@ import asyncio
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -248,15 +248,18 @@ class ArmLoop:
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
 
-    def send(self, method: str, url: str) -> Any:
+    def send(self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         """One request, waited for: the answer whatever its status (the caller checks it)."""
-        return asyncio.run_coroutine_threadsafe(self._request(method, url, None), self._loop).result()
+        call = self._request(method, url, body, extra=headers)
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
 
-    async def _request(self, method: str, url: str, body: Any, whole: bool = True) -> AsyncArmResponse | None:
+    async def _request(
+        self, method: str, url: str, body: Any, whole: bool = True, extra: Mapping[str, str] | None = None
+    ) -> AsyncArmResponse | None:
         """The answer, whatever its status; None for a direct success when not `whole` (writes: no answer
-        object is made for the many that succeed)."""
+        object is made for the many that succeed). `extra`: headers such as If-Match."""
         url = url if "://" in url else self._base + url  # a path from the endpoint, or a next link
-        headers = {"x-ms-client-request-id": new_request_id(), "User-Agent": self._user_agent}
+        headers = {"x-ms-client-request-id": new_request_id(), "User-Agent": self._user_agent, **(extra or {})}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"

@@ -15,6 +15,7 @@ import trustme
 from azure.core import AsyncPipelineClient
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
+from allowlist.apply import apply_plan
 from allowlist.armerrors import unreachable
 from allowlist.armloop import AiohttpTransport
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout
@@ -213,3 +214,21 @@ def test_every_read_of_a_plan_goes_through_the_loop(emulator: Emulator, monkeypa
     plan = make_plan(scope, clients).plan
     assert plan.fully_read and plan.targets == expected.targets
     assert emulator.count("GET") >= 3  # subscriptions, sites, the server's rules: all through the loop
+
+
+def test_an_apply_sends_every_call_through_the_loop_leases_included(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = make_clients(emulator, str(emulator.ca_path))
+    scope = build_scope({"settings": {"retry_backoff": 0}, "sync": [{"subscriptions": [SUB1], "targets": [SQL1]}]})
+    plan = make_plan(scope, clients).plan
+    assert plan.targets[0].changes
+
+    def no_sync_transport(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a call went through the synchronous transport")
+
+    monkeypatch.setattr(Urllib3Transport, "send", no_sync_transport)
+    emulator.reset_log()
+    assert apply_plan(plan, clients).ok
+    assert emulator.count("PATCH", "/providers/Microsoft.Resources/tags/default") >= 2  # taken, then released
+    assert make_plan(scope, clients).plan.targets[0].changes == ()
