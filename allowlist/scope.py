@@ -8,7 +8,7 @@ import fnmatch
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from allowlist.errors import ConfigError
@@ -208,9 +208,18 @@ class Scope:
         by_key = {a.id.lower(): a for a in apps}
         ordered = [by_key[k] for k in sorted(by_key)]  # an app is its position here from now on
         per_block: list[list[int]] = [[] for _ in self.blocks]
+        # Blocks whose selectors differ only in their subscriptions (the candidates all cover the app's)
+        # decide alike: each distinct rest is asked once per app, not once per block.
+        rests = [replace(b.selector, subscriptions=()) for b in self.blocks]
+        distinct: dict[Selector, int] = {}
+        rest_of = [distinct.setdefault(r, len(distinct)) for r in rests]
         for n, app in enumerate(ordered):
+            decided: dict[int, bool] = {}
             for i in self.candidate_blocks(app.subscription_id):
-                if self.blocks[i].selector.matches(app):
+                fits = decided.get(rest_of[i])
+                if fits is None:
+                    fits = decided[rest_of[i]] = rests[i].matches(app)
+                if fits:
                     per_block[i].append(n)
         found: dict[str, set[int]] = {t.key: set() for t in self.targets}
         for block, members in zip(self.blocks, per_block, strict=True):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from allowlist.errors import ConfigError
 from allowlist.model import AppEgress
 from allowlist.scope import Settings
 from allowlist.targets.registry import parse_target
-from tests.conftest import SQL1, SQL2, SUB1
+from tests.conftest import SQL1, SQL2, SUB1, SUB2
 
 
 def app(name: str, **kw: Any) -> AppEgress:
@@ -131,3 +132,31 @@ def test_target_ids_compare_without_case() -> None:
     assert a.key == b.key
     scope = build_scope({"sync": [{"name": "x", "targets": [SQL1]}, {"name": "y", "targets": [SQL1.upper()]}]})
     assert len(scope.targets) == 1
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_apps_by_target_matches_asking_every_block_of_every_target(seed: int) -> None:
+    """Decided once per app (blocks differing only in subscriptions share the answer), each target still
+    gets exactly the apps some block of its selects, in ID order."""
+
+    rng = random.Random(seed)
+    subs = [SUB1, SUB2, "33333333-3333-4333-8333-333333333333"]
+    servers = [SQL1, SQL2, SQL1.replace("sql-one", "sql-three")]
+    rests: list[dict[str, Any]] = [{}, {"names": ["web-*"]}, {"kinds": ["functionapp"]}, {"slots": False}, {}]
+    blocks = [
+        {"name": f"b{i}", "targets": rng.sample(servers, rng.randint(1, 2)),
+         **({"subscriptions": rng.sample(subs, rng.randint(1, 3))} if rng.random() < 0.8 else {}),
+         **rng.choice(rests)}
+        for i in range(rng.randint(1, 8))
+    ]  # fmt: skip
+    scope = build_scope({"sync": blocks})
+    apps = [
+        app(f"{rng.choice(['web-', 'api-'])}{i}" + ("/stage" if rng.random() < 0.3 else ""),
+            id=f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Web/sites/s{i}", subscription_id=sub,
+            kind=rng.choice(["app", "functionapp,linux"]))
+        for i, sub in ((i, rng.choice(subs)) for i in range(40))
+    ]  # fmt: skip
+    feeding = scope.apps_by_target(apps)
+    for target in scope.targets:
+        chosen = [a for a in apps if any(b.selector.matches(a) for b in scope.blocks_for(target))]
+        assert feeding[target.key] == sorted(chosen, key=lambda a: a.id.lower())
