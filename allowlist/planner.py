@@ -107,6 +107,16 @@ class Plan:
         return not self.issues and not any(f.kind in (Kind.READ_FAILURE, Kind.INCOMPLETE) for f in self.findings)
 
 
+def _order(r: IpRange) -> tuple[int, int, int]:
+    """IpRange's own order as plain numbers: sorting by it compares in C, not through the dataclass's __lt__
+    (about 0.3 s of a 10,000-app plan)."""
+    return r.start, r.end, r.version
+
+
+def _rule_order(r: ExistingRule) -> tuple[str, int, int, int]:
+    return r.name, *_order(r.range)
+
+
 def ownership(name: str, held: IpRange, prefix: str, capabilities: Capabilities) -> Ownership:
     """Named rules: allowlist's only when the name parses as prefix + range and holds that range."""
     if any(name.casefold() == p.casefold() for p in capabilities.protected_names):
@@ -230,10 +240,10 @@ def plan_target(
                 wanted[entry.casefold()] = (entry, entry_range, needed_by)
     managed = {r.name.casefold(): r for r in mine}
     present = {r.name.casefold(): r for r in existing}
-    unmanaged = tuple(sorted(r for r in existing if r.name.casefold() not in managed))
+    unmanaged = tuple(sorted((r for r in existing if r.name.casefold() not in managed), key=_rule_order))
 
     creates, keeps = [], []
-    for key, (name, rng, needed_by) in sorted(wanted.items(), key=lambda item: (item[1][1], item[0])):
+    for key, (name, rng, needed_by) in sorted(wanted.items(), key=lambda item: (*_order(item[1][1]), item[0])):
         # An address list entry someone else added already serves: keep it, never claim it.
         current = managed.get(key) if capabilities.named_ranges else present.get(key)
         if current is not None:
@@ -243,7 +253,8 @@ def plan_target(
                                     f"{present[key].range}; rename or delete it", tid))  # fmt: skip
         else:
             creates.append(Change("create", name, rng, apps=needed_by))
-    stale = [Change("delete", r.name, r.range) for r in sorted(mine, key=lambda r: (r.range, r.name.casefold()))
+    by_range = sorted(mine, key=lambda r: (*_order(r.range), r.name.casefold()))
+    stale = [Change("delete", r.name, r.range) for r in by_range
              if r.name.casefold() not in wanted]  # fmt: skip
     deletes, withheld = ([], stale) if incomplete else (stale, [])
     final_count = firewall.count + len(creates) - len(deletes)
@@ -294,7 +305,7 @@ def fit_under_limit(
     def cost(r: IpRange) -> int:
         return 1 if capabilities.named_ranges else len(list_entries(r, capabilities))
 
-    v4 = sorted(r for r in desired if r.version == 4)
+    v4 = sorted((r for r in desired if r.version == 4), key=_order)
     v6_cost = sum(cost(r) for r in desired if r.version == 6)
     if sum(cost(r) for r in v4) + v6_cost <= budget:
         return desired, (), ""
@@ -311,7 +322,7 @@ def fit_under_limit(
     if not compress:
         return desired, (), f"; --compress (compress = true) would fit it by opening {found.extra} extra address(es)"
     merged: dict[IpRange, tuple[str, ...]] = {r: needed for r, needed in desired.items() if r.version == 6}
-    parts = sorted(r for r in desired if r.version == 4)
+    parts = sorted((r for r in desired if r.version == 4), key=_order)
     starts = [r.start for r in parts]
     for rule_range in found.ranges:  # each merged rule holds a run of whole parts: find it by bisection
         inside: set[str] = set()
