@@ -189,7 +189,11 @@ def apply_plan(
     }
 
     def run(target_plan: TargetPlan) -> TargetResult:
-        why = confirmed[target_plan.target.key]
+        key = target_plan.target.key
+        why = refused[key]
+        if why is None:  # ours only if our ID is there once a run that offered with ours has written too
+            time.sleep(max(0.0, offered[key] + LEASE_SETTLE - time.monotonic()))
+            why = leases[key].confirm()
         if why is not None:
             finding = Finding(Kind.LEASE_HELD, why, target_plan.target.id)
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
@@ -201,21 +205,25 @@ def apply_plan(
     # those slots busy.
     slots = plan.settings.concurrency * TARGET_WRITE_CONCURRENCY
     with clients.event_loop(slots):
-        confirmed = _take_leases(leases, max(plan.settings.concurrency, min(32, len(work))))
+        refused, offered = _offer_leases(leases, max(plan.settings.concurrency, min(32, len(work))))
         with ThreadPoolExecutor(max_workers=2 * plan.settings.concurrency) as pool:
             results = list(pool.map(run, work))
     return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
 
 
-def _take_leases(leases: dict[str, Lease], width: int) -> dict[str, str | None]:
-    """Offer every lease, let a run that offered at the same moment write its own, read them back: per
-    target, why it is not ours, or None."""
+def _offer_leases(leases: dict[str, Lease], width: int) -> tuple[dict[str, str | None], dict[str, float]]:
+    """Offer every lease at once: per target, why it is not ours (another run holds it), or None; and when
+    it was written (time.monotonic()). Each is read back LEASE_SETTLE after its own offer, as its target's
+    turn comes: the first targets' writes start a settle after the first offers, not after them all."""
+    offered: dict[str, float] = {}
+
+    def offer(key: str) -> str | None:
+        why = leases[key].offer()
+        offered[key] = time.monotonic()  # once ours is written: the settle runs from here
+        return why
+
     with ThreadPoolExecutor(max_workers=width) as pool:
-        refused = dict(zip(leases, pool.map(lambda lease: lease.offer(), leases.values()), strict=True))
-        if any(why is None for why in refused.values()):
-            time.sleep(LEASE_SETTLE)
-        # Read back in parallel too: one after another, 300 targets cost 300 round trips before any write.
-        return dict(zip(refused, pool.map(lambda k: refused[k] or leases[k].confirm(), refused), strict=True))
+        return dict(zip(leases, pool.map(offer, leases), strict=True)), offered
 
 
 def interleave(work: Sequence[TargetPlan]) -> list[TargetPlan]:

@@ -25,7 +25,7 @@ from allowlist.scope import Scope
 from allowlist.sources.appservice import discover
 from allowlist.sync import make_plan, read_targets
 from tests.cli_helpers import any_writes, cli, rules, write_config, writes
-from tests.conftest import SQL1, SUB1
+from tests.conftest import SQL1, SQL2, SUB1, SUB2
 from tests.test_backends import ALL, API, COSMOS, STORAGE, VAULT, backend_estate
 
 Cap = pytest.CaptureFixture[str]
@@ -151,6 +151,31 @@ def test_two_runs_at_once_never_interleave_writes(
     assert apply_plan(make_plan(synced, clients).plan, clients).ok  # the next run converges
     final = rules(emulator, SQL1)
     assert "allowlist-45.0.0.9" in final and "allowlist-9.9.9.9" not in final
+
+
+def test_each_lease_is_read_back_a_settle_after_its_own_offer_before_its_target_is_written(
+    clients: ArmClients, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases are offered together; each target waits out the settle from its own offer, reads its lease
+    back, and only then writes: no target's first write comes before its lease was confirmed."""
+    monkeypatch.setattr("allowlist.apply.LEASE_SETTLE", 0.3)
+    emulator.faults.config = FaultConfig(latency_ms=30, throttle=False)
+    both = {"name": "both", "targets": [SQL1, SQL2], "subscriptions": [SUB1, SUB2]}
+    scope = build_scope({"settings": {"retry_backoff": 0, "concurrency": 1}, "sync": [both]})
+    plan = make_plan(scope, clients).plan
+    emulator.reset_log()
+    assert apply_plan(plan, clients).ok
+    log = list(emulator.requests)
+    for server in (SQL1, SQL2):
+        mine = [r for r in log if r.path.lower().startswith(server.lower() + "/")]
+        tags = [r for r in mine if "Microsoft.Resources/tags" in r.path]
+        offer = next(r for r in tags if r.method == "PATCH")
+        confirm = next(r for r in tags if r.method == "GET" and r.at > offer.at)
+        first_write = min(r.at - r.duration for r in mine if r.method == "PUT" and "/firewallRules/" in r.path)
+        assert confirm.at - confirm.duration >= offer.at + 0.3 - 0.01  # the settle, from its own offer
+        assert first_write >= confirm.at
+    offers = [r.at for r in log if r.method == "PATCH" and "Microsoft.Resources/tags" in r.path][:2]
+    assert max(offers) - min(offers) < 0.3  # offered together, before either target's work
 
 
 def test_a_live_lease_of_another_run_skips_the_target(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
