@@ -3,12 +3,12 @@
 The lease is one tag on the target resource, `PREFIXlease = "RUN-ID EXPIRY"` (expiry in Unix seconds),
 written through ARM's Tags API (`Microsoft.Resources/tags`), which works the same for every kind of
 resource and needs only `Microsoft.Resources/tags/read` and `/write`. A run takes every lease it needs at
-once, and reads each back a moment after writing it, before writing its target: whoever's ID is there holds it (the last writer wins, and both
-writers see the same winner). A live lease of another run makes this run skip that target; an expired
-one is taken over. Leases are renewed during long targets and released at the end by setting their
-expiry to the moment of release, so the tag also tells the next run when another run last wrote: a run
-that began reading apps before that moment may hold an older picture of the apps than the writer did,
-so it adds but does not delete on that target.
+once, and reads each back a moment after writing it, before writing its target: whoever's ID is there
+holds it (the last writer wins, and both writers see the same winner). A live lease of another run makes
+this run skip that target; an expired one is taken over. Leases are renewed during long targets and
+released at the end by setting their expiry to the moment of release, so the tag also tells the next run
+when another run last wrote: a run that began reading apps before that moment may hold an older picture
+of the apps than the writer did, so it adds but does not delete on that target.
 """
 
 from __future__ import annotations
