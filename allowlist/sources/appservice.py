@@ -37,12 +37,13 @@ def _listing(scope: Scope, pager: Callable[[], Iterable[Any]], slots_only: bool)
     out = _Listing()
     try:
         for raw in pager():
-            app = identify(raw)
-            if app is None:
+            found = _site_id(raw)
+            if found is None:
                 out.unreadable += 1
                 continue
-            if slots_only and app.slot is None:
-                continue  # the site itself came from the subscription's list
+            if slots_only and found.group(4) is None:
+                continue  # the site itself came from the subscription's list: nine in ten items here
+            app = _app(raw, found)
             if not slots_only and scope.wants_slots_of(app):
                 out.groups.add((app.subscription_id, app.resource_group))
             if scope.selects(app):
@@ -199,11 +200,17 @@ def _shape(value: Any) -> str:
 
 def identify(raw: Any) -> AppEgress | None:
     """What selection needs (ID, name, kind, tags), read defensively; None when the ID is not a site's."""
+    found = _site_id(raw)
+    return None if found is None else _app(raw, found)
+
+
+def _site_id(raw: Any) -> re.Match[str] | None:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
         return None
-    m = _SITE_ID.match(raw["id"])
-    if m is None:
-        return None
+    return _SITE_ID.match(raw["id"])
+
+
+def _app(raw: Mapping[str, Any], m: re.Match[str]) -> AppEgress:
     sub, group, site, slot = m.groups()
     tags = raw.get("tags")
     kind, location = raw.get("kind"), raw.get("location")
