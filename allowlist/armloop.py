@@ -282,8 +282,8 @@ class ArmLoop:
         subscription = write_subscription(method, url)
         if subscription is not None:
             await self._pacer.acquire_async(subscription)
+        authorized = {**headers, "Authorization": await self._credential.bearer()}  # a credential error: raised
         try:
-            authorized = {**headers, "Authorization": await self._credential.bearer()}
             answer = await self._transport.exchange(method, url, authorized, content)
         except AzureError as exc:
             if unreachable(exc) is not None:
