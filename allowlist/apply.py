@@ -197,7 +197,7 @@ def apply_plan(
         if why is not None:
             finding = Finding(Kind.LEASE_HELD, why, target_plan.target.id)
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
-        return _run_target(target_plan, leases[target_plan.target.key], plan, clients, tick)
+        return _run_target(target_plan, leases[key], plan, clients, tick)
 
     # One event loop carries the run's ARM calls, leases included (clients.send goes through it while it is
     # open), with `concurrency` x TARGET_WRITE_CONCURRENCY rule writes in flight (clients.send_all). Twice as

@@ -109,7 +109,7 @@ class Plan:
 
 def _order(r: IpRange) -> tuple[int, int, int]:
     """IpRange's own order as plain numbers: sorting by it compares in C, not through the dataclass's __lt__
-    (about 0.3 s of a 10,000-app plan)."""
+    (called about 190,000 times in a 10,000-app plan)."""
     return r.start, r.end, r.version
 
 
