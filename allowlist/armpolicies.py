@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from allowlist.errors import AllowlistError
@@ -102,7 +101,8 @@ def make_pacing_policy(pacer: WritePacer, asynchronous: bool = False) -> Any:
 def new_request_id() -> str:
     """x-ms-client-request-id, one per request (kept across its retries), for support to find it: a random
     UUID. azure-core's RequestIdPolicy makes a uuid1 per request, measured at about 5% of a rule write's CPU."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    h = f"{random.getrandbits(128):032x}"  # formatted by hand: a third of uuid.UUID's cost, per rule write
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def make_request_id_policy() -> Any:

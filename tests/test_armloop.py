@@ -18,6 +18,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from allowlist.apply import apply_plan
 from allowlist.armerrors import unreachable
 from allowlist.armloop import AiohttpTransport
+from allowlist.armpolicies import new_request_id
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout
 from allowlist.config import build_scope
 from allowlist.emulator import Emulator
@@ -232,3 +233,13 @@ def test_an_apply_sends_every_call_through_the_loop_leases_included(
     assert apply_plan(plan, clients).ok
     assert emulator.count("PATCH", "/providers/Microsoft.Resources/tags/default") >= 2  # taken, then released
     assert make_plan(scope, clients).plan.targets[0].changes == ()
+
+
+def test_client_request_ids_are_distinct_version_4_uuids() -> None:
+    import uuid
+
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
