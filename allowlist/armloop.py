@@ -53,11 +53,12 @@ from allowlist.armpolicies import (
     new_request_id,
     write_subscription,
 )
+from allowlist.azure import json_answer, next_page
 from allowlist.transport import POOL_SIZE, tls_context
 
 if TYPE_CHECKING:
     from allowlist.armpolicies import WritePacer
-    from allowlist.azure import ArmSettings
+    from allowlist.azure import ArmSettings, PageSink
 
 RestCall = tuple[str, str, Any]  # method, URL (or a path from the endpoint), JSON body or None
 
@@ -248,6 +249,33 @@ class ArmLoop:
                     each()
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
+
+    def read_lists(
+        self, urls: Sequence[str], api_version: str, width: int, on_page: PageSink, each: Callable[[int], None]
+    ) -> list[Exception | None]:
+        """See ArmClients.read_lists."""
+        future = asyncio.run_coroutine_threadsafe(self._lists(urls, api_version, width, on_page, each), self._loop)
+        return future.result()
+
+    async def _lists(
+        self, urls: Sequence[str], api_version: str, width: int, on_page: PageSink, each: Callable[[int], None]
+    ) -> list[Exception | None]:
+        gate = asyncio.Semaphore(max(1, width))
+
+        async def one(index: int, url: str | None) -> Exception | None:
+            async with gate:
+                try:
+                    while url:
+                        body = json_answer(await self._request("GET", url, None))
+                        on_page(index, body.get("value") or [])
+                        url = next_page(body, api_version)
+                    return None
+                except Exception as exc:  # handed back in its place: the caller decides what it means
+                    return exc
+                finally:
+                    each(index)
+
+        return list(await asyncio.gather(*(one(i, url) for i, url in enumerate(urls))))
 
     def send(self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         """One request, waited for: the answer whatever its status (the caller checks it)."""

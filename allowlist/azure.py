@@ -71,6 +71,33 @@ def make_credential() -> TokenCredential:
     return DefaultAzureCredential()
 
 
+PageSink = Callable[[int, list[Any]], None]
+
+
+def list_url(path: str, api_version: str, **query: str) -> str:
+    return f"{path}?{urlencode({**query, 'api-version': api_version})}"
+
+
+def next_page(body: Any, api_version: str) -> str | None:
+    """A list page's nextLink, with the api-version ARM sometimes leaves off it."""
+    url = body.get("nextLink")
+    if not isinstance(url, str) or not url:
+        return None
+    return url if "api-version=" in url else f"{url}{'&' if '?' in url else '?'}api-version={api_version}"
+
+
+def json_answer(response: Any) -> Any:
+    """A GET's JSON, or the error the SDK would raise for its status (401 and 404 mapped, else ARM's code)."""
+    import orjson
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    if response.status_code != 200:
+        map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return orjson.loads(response.content)  # pages of 100 sites: several times faster than json
+
+
 class ArmClients:
     """One client per (service, subscription), made on first use and shared across threads."""
 
@@ -139,11 +166,11 @@ class ArmClients:
         from azure.mgmt.core.exceptions import ARMErrorFormat
 
         headers = {"If-Match": etag} if etag else {}
-        loop = self._loop_open
-        if loop is not None:
-            response = loop.send(method, url, body, headers)
-        else:
-            response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
+        with self._open_loop() as loop:
+            if loop is not None:
+                response = loop.send(method, url, body, headers)
+            else:
+                response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
         if response.status_code >= 400:
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
         return response
@@ -174,13 +201,32 @@ class ArmClients:
         try:
             yield loop
         finally:
-            with self._lock:
-                self._loop_users -= 1
-                done = self._loop_users == 0
-                if done:
-                    self._loop_open = None
+            self._leave(loop)
+
+    @contextmanager
+    def _open_loop(self) -> Iterator[ArmLoop | None]:
+        """The event loop if one is open, held (so its last other user cannot close it mid-call), else None:
+        a single call does not open one."""
+        with self._lock:
+            loop = self._loop_open
+            if loop is not None:
+                self._loop_users += 1
+        if loop is None:
+            yield None
+            return
+        try:
+            yield loop
+        finally:
+            self._leave(loop)
+
+    def _leave(self, loop: ArmLoop) -> None:
+        with self._lock:
+            self._loop_users -= 1
+            done = self._loop_users == 0
             if done:
-                loop.close()
+                self._loop_open = None
+        if done:
+            loop.close()
 
     def raw(self) -> Any:
         """azure-core's pipeline with only what a raw ARM call needs: a request ID for support, the user
@@ -236,27 +282,27 @@ class ArmClients:
         For site lists: azure-mgmt-web 11 builds a full model tree per site (~4 ms each), which dominates
         a run over thousands of apps, and the raw JSON also keeps fields it does not model (IPv6).
         """
-        url: str | None = f"{path}?{urlencode({**query, 'api-version': api_version})}"
+        url: str | None = list_url(path, api_version, **query)
         while url:
             body = self._get_json(url)
             yield from body.get("value") or []
-            url = body.get("nextLink")
-            if url and "api-version=" not in url:
-                url += f"{'&' if '?' in url else '?'}api-version={api_version}"
+            url = next_page(body, api_version)
+
+    def read_lists(
+        self, urls: Sequence[str], api_version: str, width: int, on_page: PageSink, each: Callable[[int], None]
+    ) -> list[Exception | None]:
+        """Many paged lists (first URLs from list_url), `width` at once, read in the event loop: each page's
+        items go to on_page(index, items) there as they arrive (so no page outlives its conversion, and no
+        thread waits on each page); each(index) as a list ends. Per list, None or what failed it."""
+        with self.event_loop() as loop:
+            return loop.read_lists(urls, api_version, width, on_page, each)
 
     def _get_json(self, url: str) -> Any:
         client = self.raw()  # first: it imports azure-core under the import lock
-        import orjson
-        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
         from azure.core.rest import HttpRequest
-        from azure.mgmt.core.exceptions import ARMErrorFormat
 
-        loop = self._loop_open  # GETs go through the event loop while one is open: less CPU per call
-        response = loop.send("GET", url) if loop is not None else client.send_request(HttpRequest("GET", url))
-        if response.status_code != 200:
-            map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        return orjson.loads(response.content)  # pages of 100 sites: several times faster than json
+        with self._open_loop() as loop:  # GETs go through the event loop while one is open: less CPU per call
+            return json_answer(loop.send("GET", url) if loop else client.send_request(HttpRequest("GET", url)))
 
     def api_version(self, service: str) -> str:
         """The REST version raw calls to a service ask for: pinned where allowlist parses the JSON itself

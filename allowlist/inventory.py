@@ -76,7 +76,7 @@ def read_estate(scope: Scope, wide: Scope, clients: ArmClients, progress: Progre
     if not subscriptions:
         raise ConfigError("no subscriptions to audit: give --subscription, or sign in to an account that sees some")
     wide = audit_scope(wide, subscriptions)  # named, so discovery does not list the subscriptions again
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with clients.event_loop(), ThreadPoolExecutor(max_workers=2) as pool:  # every read through the loop
         discovering = pool.submit(discover, wide, clients, progress)
         refs, properties = find_resources(clients, subscriptions, issues)
         settings = scope.settings

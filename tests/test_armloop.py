@@ -19,13 +19,13 @@ from allowlist.apply import apply_plan
 from allowlist.armerrors import unreachable
 from allowlist.armloop import AiohttpTransport
 from allowlist.armpolicies import new_request_id
-from allowlist.azure import ArmClients, ArmSettings, RunTimeout
+from allowlist.azure import ArmClients, ArmSettings, RunTimeout, list_url
 from allowlist.config import build_scope
 from allowlist.emulator import Emulator
 from allowlist.emulator.faults import Bucket, FaultConfig
 from allowlist.sync import make_plan
 from allowlist.transport import Urllib3Transport
-from tests.conftest import SQL1, SUB1, StaticCred
+from tests.conftest import SQL1, SUB1, SUB2, StaticCred
 from tests.test_transport import ConnectProxy, make_clients, proxy  # noqa: F401 - the fixture
 
 API = "api-version=2021-11-01"
@@ -243,3 +243,34 @@ def test_client_request_ids_are_distinct_version_4_uuids() -> None:
     for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_many_lists_are_read_page_by_page_in_the_loop_with_errors_in_place(emulator: Emulator) -> None:
+    clients = make_clients(emulator, str(emulator.ca_path))
+    web = clients.api_version("web")
+    paths = [f"/subscriptions/{s}/providers/Microsoft.Web/sites" for s in (SUB1, SUB2, "0" * 8 + SUB1[8:])]
+    pages: list[tuple[int, int, str]] = []
+    ended: list[int] = []
+    errors = clients.read_lists(
+        [list_url(p, web) for p in paths], web, 2,
+        lambda i, items: pages.append((i, len(items), threading.current_thread().name)), ended.append,
+    )  # fmt: skip
+    assert errors[:2] == [None, None] and isinstance(errors[2], HttpResponseError)  # an unknown subscription
+    assert sorted(ended) == [0, 1, 2]
+    for i in (0, 1):  # every page, in the loop thread, holding what the synchronous pager yields
+        assert sum(n for k, n, _ in pages if k == i) == len(list(clients.list_raw(paths[i], web)))
+    assert len([k for k, _, _ in pages if k == 0]) > 1  # the estate pages by two: nextLinks were followed
+    assert {name for _, _, name in pages} == {"allowlist-arm-loop"}
+
+
+def test_a_read_in_flight_keeps_the_loop_open_after_its_opener_leaves(emulator: Emulator) -> None:
+    emulator.faults.config = FaultConfig(latency_ms=300, throttle=False)
+    clients = make_clients(emulator, str(emulator.ca_path))
+    found: list[dict[str, object]] = []
+    reader = threading.Thread(target=lambda: found.append(clients.get_raw(SQL1, "2021-11-01")), daemon=True)
+    with clients.event_loop():
+        reader.start()
+        time.sleep(0.1)  # the read has taken the open loop
+    reader.join(timeout=10)  # its opener left: it must still finish (a daemon, so a hang fails, not stalls)
+    assert [f["name"] for f in found] == ["sql-one"]
+    assert loop_threads() == []  # and the loop closed with its last user

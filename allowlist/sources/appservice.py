@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
 from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
-from allowlist.azure import ArmClients
+from allowlist.azure import ArmClients, list_url
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue, Progress
 from allowlist.scope import AddressSource, Scope, Settings
 from allowlist.sources.egress import Routing, decide
@@ -33,25 +33,37 @@ class _Listing:
     error: str | None = None
 
 
-def _listing(scope: Scope, pager: Callable[[], Iterable[Any]], slots_only: bool) -> _Listing:
-    out = _Listing()
-    try:
-        for raw in pager():
-            found = _site_id(raw)
-            if found is None:
-                out.unreadable += 1
-                continue
-            if slots_only and found.group(4) is None:
-                continue  # the site itself came from the subscription's list: nine in ten items here
-            app = _app(raw, found)
-            if not slots_only and scope.wants_slots_of(app):
-                out.groups.add((app.subscription_id, app.resource_group))
-            if scope.selects(app):
-                out.apps.append(with_addresses(app, raw, scope.settings.addresses))
-    except Exception as exc:  # an SDK or transport error: any part we cannot read is a gap
-        raise_if_fatal(exc)
-        out.error = describe(exc)
-    return out
+def _convert(scope: Scope, out: _Listing, items: Iterable[Any], slots_only: bool) -> None:
+    """One page of a site list into `out`: the apps in scope with their addresses, and (from a subscription's
+    list) the resource groups whose slots to list."""
+    for raw in items:
+        found = _site_id(raw)
+        if found is None:
+            out.unreadable += 1
+            continue
+        if slots_only and found.group(4) is None:
+            continue  # the site itself came from the subscription's list: nine in ten items here
+        app = _app(raw, found)
+        if not slots_only and scope.wants_slots_of(app):
+            out.groups.add((app.subscription_id, app.resource_group))
+        if scope.selects(app):
+            out.apps.append(with_addresses(app, raw, scope.settings.addresses))
+
+
+def _read(clients: ArmClients, scope: Scope, paths: list[str], slots_only: bool, tick: Callable[[int], None],
+          **query: str) -> list[_Listing]:  # fmt: skip
+    """Paged site lists, `concurrency` at once, each page converted as it arrives (in the event loop: no
+    thread waits on each page); any part not read is a gap, recorded as the list's error."""
+    web = clients.api_version("web")
+    found = [_Listing() for _ in paths]
+    urls = [list_url(path, web, **query) for path in paths]
+    sink = lambda i, items: _convert(scope, found[i], items, slots_only)  # noqa: E731
+    errors = clients.read_lists(urls, web, scope.settings.concurrency, sink, tick)
+    for listing, error in zip(found, errors, strict=True):
+        if error is not None:
+            raise_if_fatal(error)
+            listing.error = describe(error)
+    return found
 
 
 def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None) -> Discovery:
@@ -71,41 +83,26 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
         issues.sort(key=lambda i: (i.scope.lower(), i.message))
         return Discovery(tuple(apps), tuple(issues))
 
-    def sites_of(sub: str) -> _Listing:
-        path = f"/subscriptions/{sub}/providers/Microsoft.Web/sites"
-        found = _listing(scope, lambda: clients.list_raw(path, clients.api_version("web")), slots_only=False)
-        tick("subscriptions", 1, len(subscriptions))
-        return found
-
-    # Slots: one list per resource group holding sites in scope (includeSlots), not one per site. A
-    # subscription's groups are listed as soon as its sites are, not after every subscription's.
-    groups_total: list[int] = []  # set once every subscription is listed; until then the total is unknown
-
-    def slots_of(group: tuple[str, str]) -> _Listing:
-        sub, name = group
-        path = f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites"
-        pager = lambda: clients.list_raw(path, clients.api_version("web"), includeSlots="true")  # noqa: E731
-        found = _listing(scope, pager, slots_only=True)
-        tick("resource groups", 1, groups_total[0] if groups_total else 0)
-        return found
-
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        listing = {sub: pool.submit(sites_of, sub) for sub in subscriptions}
-        slot_lists: dict[tuple[str, str], Future[_Listing]] = {}
-        for done in as_completed(listing.values()):
-            for group in sorted(done.result().groups, key=lambda g: (g[0], g[1].lower())):
-                slot_lists[group] = pool.submit(slots_of, group)
-        groups_total.append(len(slot_lists))
-        tick("resource groups", 0, len(slot_lists))  # says the phase is done if every list already is
+    # Sites: one paged list per subscription. Slots: one list per resource group holding sites in scope
+    # (includeSlots), not one per site.
+    with clients.event_loop():  # held across both rounds of lists and the network lookups after them
+        paths = [f"/subscriptions/{sub}/providers/Microsoft.Web/sites" for sub in subscriptions]
+        site_lists = _read(clients, scope, paths, False, lambda _: tick("subscriptions", 1, len(subscriptions)))
+        groups = sorted({g for found in site_lists for g in found.groups}, key=lambda g: (g[0], g[1].lower()))
+        paths = [
+            f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites" for sub, name in groups
+        ]
+        each_group = lambda _: tick("resource groups", 1, len(groups))  # noqa: E731
+        slot_lists = _read(clients, scope, paths, True, each_group, includeSlots="true")
         platform: list[tuple[AppEgress, Routing]] = []
-        for sub in subscriptions:  # assembled in a fixed order, whatever order the answers came in
-            _note(issues, f"/subscriptions/{sub}", listing[sub].result(), "")
-            platform += listing[sub].result().apps
-        for sub, name in sorted(slot_lists, key=lambda g: (g[0], g[1].lower())):
-            found = slot_lists[(sub, name)].result()
+        for sub, found in zip(subscriptions, site_lists, strict=True):  # assembled in a fixed order
+            _note(issues, f"/subscriptions/{sub}", found, "")
+            platform += found.apps
+        for (sub, name), found in zip(groups, slot_lists, strict=True):
             _note(issues, f"/subscriptions/{sub}/resourceGroups/{name}", found, "slots could not be listed: ")
             platform += found.apps
-        apps = resolve_egress(platform, scope, clients, pool)
+        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+            apps = resolve_egress(platform, scope, clients, pool)
     apps.sort(key=lambda a: a.id.lower())
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
     return Discovery(tuple(apps), tuple(issues))
