@@ -17,10 +17,10 @@ import asyncio
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import orjson
@@ -28,7 +28,6 @@ from azure.core import AsyncPipelineClient
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import (
     AzureError,
-    HttpResponseError,
     ServiceRequestError,
     ServiceRequestTimeoutError,
     ServiceResponseError,
@@ -39,7 +38,6 @@ from azure.core.pipeline.policies._utils import get_retry_after  # how azure-cor
 from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.core.rest import HttpRequest
 from azure.core.rest._http_response_impl_async import AsyncHttpResponseImpl
-from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 from yarl import URL
 
@@ -53,7 +51,7 @@ from allowlist.armpolicies import (
     new_request_id,
     write_subscription,
 )
-from allowlist.azure import json_answer, next_page
+from allowlist.azure import json_answer, next_page, raise_for_status
 from allowlist.transport import POOL_SIZE, tls_context
 
 if TYPE_CHECKING:
@@ -61,6 +59,7 @@ if TYPE_CHECKING:
     from allowlist.azure import ArmSettings, PageSink
 
 RestCall = tuple[str, str, Any]  # method, URL (or a path from the endpoint), JSON body or None
+T = TypeVar("T")
 
 
 class AsyncArmResponse(AsyncHttpResponseImpl):
@@ -177,12 +176,36 @@ class _AsyncCredential:
         return await loop.run_in_executor(None, lambda: self._credential.get_token(*scopes, **kwargs))
 
     async def bearer(self) -> str:
-        if self._token is None or self._token.expires_on - time.time() < 300:
+        if self._stale():
             self._refreshing = self._refreshing or asyncio.Lock()
             async with self._refreshing:  # one request for a new token, however many writes wait for it
-                if self._token is None or self._token.expires_on - time.time() < 300:
+                if self._stale():
                     self._token = await self.get_token(self._scope)
+        assert self._token is not None
         return f"Bearer {self._token.token}"
+
+    def _stale(self) -> bool:
+        return self._token is None or self._token.expires_on - time.time() < 300
+
+
+async def _in_place(
+    count: int, width: int, work: Callable[[int], Awaitable[None]], each: Callable[[int], None]
+) -> list[Exception | None]:
+    """work(0) .. work(count - 1), at most `width` at once; per index None, or what failed it (handed back in
+    its place: the caller decides what it means); each(index) as each ends."""
+    gate = asyncio.Semaphore(max(1, width))
+
+    async def one(index: int) -> Exception | None:
+        async with gate:
+            try:
+                await work(index)
+                return None
+            except Exception as exc:
+                return exc
+            finally:
+                each(index)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 # What azure-core's retry policy retries (everything but its "safe" codes), and the methods it sends again
@@ -229,58 +252,37 @@ class ArmLoop:
         """Send `calls`, at most `width` at once; in their order, None for each that succeeded, else what
         failed it (HttpResponseError with ARM's code and message for an error status). `each` is called
         as each one ends."""
-        future = asyncio.run_coroutine_threadsafe(self._all(calls, width, each), self._loop)
-        return future.result()
 
-    async def _all(self, calls: Sequence[RestCall], width: int, each: Callable[[], None]) -> list[Exception | None]:
-        gate = asyncio.Semaphore(max(1, width))
+        async def write(index: int) -> None:
+            method, url, body = calls[index]
+            async with self._slots:
+                response = await self._request(method, url, body, whole=False)
+            if response is not None:
+                raise_for_status(response)
 
-        async def one(call: RestCall) -> Exception | None:
-            method, url, body = call
-            async with gate, self._slots:
-                try:
-                    response = await self._request(method, url, body, whole=False)
-                    if response is not None and response.status_code >= 400:
-                        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-                    return None
-                except Exception as exc:  # handed back in its place: the caller decides what it means
-                    return exc
-                finally:
-                    each()
-
-        return list(await asyncio.gather(*(one(call) for call in calls)))
+        return self._wait(_in_place(len(calls), width, write, lambda _: each()))
 
     def read_lists(
         self, urls: Sequence[str], api_version: str, width: int, on_page: PageSink, each: Callable[[int], None]
     ) -> list[Exception | None]:
         """See ArmClients.read_lists."""
-        future = asyncio.run_coroutine_threadsafe(self._lists(urls, api_version, width, on_page, each), self._loop)
-        return future.result()
 
-    async def _lists(
-        self, urls: Sequence[str], api_version: str, width: int, on_page: PageSink, each: Callable[[int], None]
-    ) -> list[Exception | None]:
-        gate = asyncio.Semaphore(max(1, width))
+        async def read(index: int) -> None:
+            url: str | None = urls[index]
+            while url:
+                body = json_answer(await self._request("GET", url, None))
+                on_page(index, body.get("value") or [])
+                url = next_page(body, api_version)
 
-        async def one(index: int, url: str | None) -> Exception | None:
-            async with gate:
-                try:
-                    while url:
-                        body = json_answer(await self._request("GET", url, None))
-                        on_page(index, body.get("value") or [])
-                        url = next_page(body, api_version)
-                    return None
-                except Exception as exc:  # handed back in its place: the caller decides what it means
-                    return exc
-                finally:
-                    each(index)
-
-        return list(await asyncio.gather(*(one(i, url) for i, url in enumerate(urls))))
+        return self._wait(_in_place(len(urls), width, read, each))
 
     def send(self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         """One request, waited for: the answer whatever its status (the caller checks it)."""
-        call = self._request(method, url, body, extra=headers)
-        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+        return self._wait(self._request(method, url, body, extra=headers))
+
+    def _wait(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the loop; the calling thread waits for its result."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
     async def _request(
         self, method: str, url: str, body: Any, whole: bool = True, extra: Mapping[str, str] | None = None
@@ -293,13 +295,12 @@ class ArmLoop:
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = orjson.dumps(body)
-        if method in _DIRECT_METHODS:
-            answer = await self._direct(method, url, headers, content)
-            if answer is not None:
-                if answer[0] < 400 and not whole:
-                    return None
-                return AsyncArmResponse(HttpRequest(method, url, content=content, headers=headers), *answer)
+        answer = await self._direct(method, url, headers, content) if method in _DIRECT_METHODS else None
+        if answer is not None and answer[0] < 400 and not whole:
+            return None
         request = HttpRequest(method, url, content=content, headers=headers)  # the same request ID: set once
+        if answer is not None:
+            return AsyncArmResponse(request, *answer)
         response: AsyncArmResponse = await self._client.send_request(request)
         return response
 

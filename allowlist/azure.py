@@ -86,6 +86,15 @@ def next_page(body: Any, api_version: str) -> str | None:
     return url if "api-version=" in url else f"{url}{'&' if '?' in url else '?'}api-version={api_version}"
 
 
+def raise_for_status(response: Any) -> None:
+    """An error status raised as the SDK's own calls raise it: HttpResponseError with ARM's code and message."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    if response.status_code >= 400:
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+
+
 def json_answer(response: Any) -> Any:
     """A GET's JSON, or the error the SDK would raise for its status (401 and 404 mapped, else ARM's code)."""
     import orjson
@@ -161,18 +170,15 @@ class ArmClients:
         while one is open (less CPU, and no thread contending with its writes). An error status raises
         HttpResponseError with ARM's code and message, as the SDK's own calls do."""
         client = self.raw()
-        from azure.core.exceptions import HttpResponseError  # loaded with the client, see raw()
-        from azure.core.rest import HttpRequest
-        from azure.mgmt.core.exceptions import ARMErrorFormat
+        from azure.core.rest import HttpRequest  # loaded with the client, see raw()
 
         headers = {"If-Match": etag} if etag else {}
-        with self._open_loop() as loop:
+        with self._held() as loop:
             if loop is not None:
                 response = loop.send(method, url, body, headers)
             else:
                 response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
-        if response.status_code >= 400:
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        raise_for_status(response)
         return response
 
     def send_all(
@@ -193,21 +199,17 @@ class ArmClients:
         with _IMPORTS:
             from allowlist.armloop import ArmLoop
         credential = self.credential
-        with self._lock:
-            if self._loop_open is None:
-                self._loop_open = ArmLoop(self.settings, credential, self.pacer, limit)
-            self._loop_users += 1
-            loop = self._loop_open
-        try:
+        with self._held(lambda: ArmLoop(self.settings, credential, self.pacer, limit)) as loop:
+            assert loop is not None
             yield loop
-        finally:
-            self._leave(loop)
 
     @contextmanager
-    def _open_loop(self) -> Iterator[ArmLoop | None]:
-        """The event loop if one is open, held (so its last other user cannot close it mid-call), else None:
-        a single call does not open one."""
+    def _held(self, make: Callable[[], ArmLoop] | None = None) -> Iterator[ArmLoop | None]:
+        """The event loop, held while in use so its last other user cannot close it mid-call; made by `make`
+        when none is open, else (no `make`: a single call does not open one) None."""
         with self._lock:
+            if self._loop_open is None and make is not None:
+                self._loop_open = make()
             loop = self._loop_open
             if loop is not None:
                 self._loop_users += 1
@@ -217,16 +219,13 @@ class ArmClients:
         try:
             yield loop
         finally:
-            self._leave(loop)
-
-    def _leave(self, loop: ArmLoop) -> None:
-        with self._lock:
-            self._loop_users -= 1
-            done = self._loop_users == 0
+            with self._lock:
+                self._loop_users -= 1
+                done = self._loop_users == 0
+                if done:
+                    self._loop_open = None
             if done:
-                self._loop_open = None
-        if done:
-            loop.close()
+                loop.close()
 
     def raw(self) -> Any:
         """azure-core's pipeline with only what a raw ARM call needs: a request ID for support, the user
@@ -301,7 +300,7 @@ class ArmClients:
         client = self.raw()  # first: it imports azure-core under the import lock
         from azure.core.rest import HttpRequest
 
-        with self._open_loop() as loop:  # GETs go through the event loop while one is open: less CPU per call
+        with self._held() as loop:  # GETs go through the event loop while one is open: less CPU per call
             return json_answer(loop.send("GET", url) if loop else client.send_request(HttpRequest("GET", url)))
 
     def api_version(self, service: str) -> str:
