@@ -309,10 +309,10 @@ class ArmLoop:
     ) -> tuple[int, str, Any, bytes] | None:
         """The first attempt, or None when the pipeline must take over (having waited any Retry-After)."""
         check_deadline(self._deadline)
-        subscription = write_subscription(method, url)
-        if subscription is not None:
-            await self._pacer.acquire_async(subscription)
         authorized = {**headers, "Authorization": await self._credential.bearer()}  # a credential error: raised
+        subscription = write_subscription(method, url)
+        if subscription is not None:  # after the token, which may take a while: a write token spent as it goes
+            await self._pacer.acquire_async(subscription)
         try:
             answer = await self._transport.exchange(method, url, authorized, content)
         except AzureError as exc:
