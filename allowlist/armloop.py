@@ -86,6 +86,17 @@ async def _replay(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
     yield response.content
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (not on Windows): its TLS and socket handling are compiled, where
+    asyncio's TLS is Python, and the loop thread is what bounds an apply's write rate. At 10,000 apps it
+    cut a plan's CPU by about 0.5 s and an apply's by about 2.4 s (of 22)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class AiohttpTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
     """The async twin of transport.Urllib3Transport: one TLS context, proxies from the environment once
     (never ~/.netrc), errors mapped to the same azure-core errors, so the retry rules act the same."""
@@ -229,7 +240,7 @@ class ArmLoop:
         self._deadline = settings.deadline
         self._pacer = pacer
         self._slots = asyncio.Semaphore(max(1, limit))  # writes in flight from every caller together
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop()
         self._transport = AiohttpTransport(settings.ca_bundle, settings.timeout)
         self._credential = _AsyncCredential(credential, settings.scope)
         user_agent = policies.UserAgentPolicy(sdk_moniker=f"allowlist/{__version__}")

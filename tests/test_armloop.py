@@ -65,6 +65,14 @@ def test_throttled_writes_are_retried_after_retry_after(emulator: Emulator) -> N
     assert emulator.stats()["by_status"].get("429", 0) > 0  # they were throttled, and retried to success
 
 
+def test_the_loop_is_uvloops_where_it_is_installed(emulator: Emulator) -> None:
+    uvloop = pytest.importorskip("uvloop")  # not on Windows: there the loop is asyncio's own
+    clients = make_clients(emulator, str(emulator.ca_path))
+    with clients.event_loop() as loop:
+        assert isinstance(loop._loop, uvloop.Loop)
+        assert clients.send_all([put("u1", "20.0.4.1")], 1) == [None]  # and it carries writes
+
+
 def test_writes_keep_within_the_subscriptions_write_bucket(emulator: Emulator) -> None:
     emulator.faults.config = FaultConfig(writes=Bucket(5, 20.0))
     clients = ArmClients(ArmSettings(endpoint=emulator.base_url, ca_bundle=str(emulator.ca_path)), StaticCred())

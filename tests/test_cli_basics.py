@@ -161,3 +161,16 @@ def test_shell_completion_installs_and_lists_the_commands(tmp_path: Path) -> Non
     flags = subprocess.run(["bash", "-c", complete, "-", str(script), "allowlist audit --fa", "2"], env=env,
                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     assert flags == ["--fail-on"]
+
+
+def test_the_command_line_collects_garbage_less_often() -> None:
+    """A 10,000-app plan ran the collector about 600 times at Python's default threshold (700)."""
+    probe = (
+        "import gc, sys\n"
+        "from allowlist.cli import main\n"
+        "main.run = lambda: print(gc.get_threshold()[0]) or 0\n"
+        "main.entry()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 10_000
