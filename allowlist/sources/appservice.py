@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -241,18 +241,20 @@ def _flag(mapping: Any, key: str) -> bool:
 
 
 def routing_of(props: Mapping[str, Any]) -> Routing:
-    """Read from the site list alone: no per-app call."""
+    """Read from the site list alone: no per-app call. Plain tests in the order of precedence: this runs
+    once per app."""
     routing, config = props.get("outboundVnetRouting"), props.get("siteConfig")
-    because = next(
-        (why for why, on in (
-            ("outboundVnetRouting.allTraffic", _flag(routing, "allTraffic")),
-            ("outboundVnetRouting.applicationTraffic", _flag(routing, "applicationTraffic")),
-            ("vnetRouteAllEnabled", _flag(props, "vnetRouteAllEnabled")),
-            ("siteConfig.vnetRouteAllEnabled", _flag(config, "vnetRouteAllEnabled")),
-            ("publicNetworkAccess SecuredByPerimeter", props.get("publicNetworkAccess") == "SecuredByPerimeter"),
-        ) if on),
-        None,
-    )  # fmt: skip
+    because = None
+    if _flag(routing, "allTraffic"):
+        because = "outboundVnetRouting.allTraffic"
+    elif _flag(routing, "applicationTraffic"):
+        because = "outboundVnetRouting.applicationTraffic"
+    elif props.get("vnetRouteAllEnabled") is True:
+        because = "vnetRouteAllEnabled"
+    elif _flag(config, "vnetRouteAllEnabled"):
+        because = "siteConfig.vnetRouteAllEnabled"
+    elif props.get("publicNetworkAccess") == "SecuredByPerimeter":
+        because = "publicNetworkAccess SecuredByPerimeter"
     environment = props.get("hostingEnvironmentProfile")
     subnet = _string(props.get("virtualNetworkSubnetId")) or None
     return Routing(
@@ -264,7 +266,8 @@ def routing_of(props: Mapping[str, Any]) -> Routing:
 
 
 def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource) -> tuple[AppEgress, Routing]:
-    """The app with the addresses the platform lists for it, and how its traffic is routed."""
+    """The app (fresh from identify) with the addresses the platform lists for it, and how its traffic is
+    routed."""
     found = raw.get("properties")
     props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
@@ -276,8 +279,14 @@ def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource
     reason = bad or ("" if parsed.ipv4 else f"{key} is empty")
     if ipv6:
         warnings.append(f"{len(ipv6)} IPv6 address(es) reported; IPv4 firewall rules cannot hold them")
-    platform = replace(
-        app,
+    platform = AppEgress(  # built whole, not by replace(): this runs once per app
+        app.id,
+        app.name,
+        app.subscription_id,
+        app.resource_group,
+        app.kind,
+        app.location,
+        app.tags,
         ipv4=parsed.ipv4,
         ipv6=ipv6,
         source=key,
