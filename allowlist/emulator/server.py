@@ -168,6 +168,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
 
 
+def _in_flight(logged: list[LoggedRequest]) -> tuple[float, float]:
+    """The span of these requests (first read to last answer, seconds) and how many were served at once on
+    average over it (from request read to answer)."""
+    if not logged:
+        return 0.0, 0.0
+    span = max(r.at for r in logged) - min(r.at - r.duration for r in logged)
+    served = sum(r.duration for r in logged)
+    return round(span, 3), round(served / span, 2) if span > 0 else 0.0
+
+
 @lru_cache(maxsize=64)
 def _reason(status: int) -> str:
     try:
@@ -367,16 +377,19 @@ class Emulator:
             by_status[str(r.status)] = by_status.get(str(r.status), 0) + 1
             by_method[r.method] = by_method.get(r.method, 0) + 1
         # How many requests were in the emulator at once, on average: a client that keeps its writers busy
-        # shows its concurrency here; one that stalls between requests shows less.
-        served = sum(r.duration for r in logged)
-        span = max((r.at for r in logged), default=0.0) - min((r.at - r.duration for r in logged), default=0.0)
+        # shows its concurrency here; one that stalls between requests shows less. The same over the span
+        # from the first PUT or DELETE read to the last one answered: an apply's writing, apart from its
+        # plan and its leases (which PATCH tags).
+        writes_span, writes_in_flight = _in_flight([r for r in logged if r.method in ("PUT", "DELETE")])
         return {
             "requests": len(logged),
             "by_status": by_status,
             "by_method": by_method,
             "connections": connections,
-            "mean_in_flight": round(served / span, 2) if span > 0 else 0.0,
-            "mean_ms": round(1000 * served / len(logged), 2) if logged else 0.0,  # from request read to answer
+            "mean_in_flight": _in_flight(logged)[1],
+            "mean_ms": round(1000 * sum(r.duration for r in logged) / len(logged), 2) if logged else 0.0,
+            "writes_span": writes_span,
+            "writes_in_flight": writes_in_flight,
         }
 
     def reset_log(self) -> None:

@@ -123,3 +123,17 @@ def test_token_buckets_throttle_per_subscription_and_refill() -> None:
     faults.throttle("PUT", path, now=0.2)  # writes have their own bucket
     with pytest.raises(ArmError):
         faults.throttle("DELETE", path, now=0.3)
+
+
+def test_stats_give_the_span_of_the_rule_writes_apart_from_the_reads_and_leases() -> None:
+    from allowlist.emulator.server import LoggedRequest, _in_flight
+
+    def logged(method: str, start: float, end: float) -> LoggedRequest:
+        return LoggedRequest(method, "/x", "", 200, at=end, duration=end - start)
+
+    requests = [logged("GET", 0.0, 1.0), logged("PATCH", 1.0, 2.0), logged("PUT", 2.0, 3.0),
+                logged("PUT", 2.5, 3.5), logged("DELETE", 3.0, 4.0), logged("PATCH", 4.0, 6.0)]  # fmt: skip
+    assert _in_flight(requests) == (6.0, round(7.0 / 6.0, 2))
+    writes = [r for r in requests if r.method in ("PUT", "DELETE")]
+    assert _in_flight(writes) == (2.0, 1.5)  # 3 seconds served over 2.0: 1.5 at once
+    assert _in_flight([]) == (0.0, 0.0)
