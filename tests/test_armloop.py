@@ -4,6 +4,7 @@ synchronous raw pipeline, over few kept-alive connections."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,14 @@ def test_the_loop_is_uvloops_where_it_is_installed(emulator: Emulator) -> None:
     with clients.event_loop() as loop:
         assert isinstance(loop._loop, uvloop.Loop)
         assert clients.send_all([put("u1", "20.0.4.1")], 1) == [None]  # and it carries writes
+
+
+def test_without_uvloop_the_loop_is_asyncios_own(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # its import fails, as on Windows
+    clients = make_clients(emulator, str(emulator.ca_path))
+    with clients.event_loop() as loop:
+        assert type(loop._loop).__module__.startswith("asyncio")
+        assert clients.send_all([put("a1", "20.0.4.2")], 1) == [None]
 
 
 def test_writes_keep_within_the_subscriptions_write_bucket(emulator: Emulator) -> None:
