@@ -18,7 +18,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 
 from allowlist.apply import apply_plan
 from allowlist.armerrors import unreachable
-from allowlist.armloop import AiohttpTransport
+from allowlist.armloop import ArmTransport
 from allowlist.armpolicies import new_request_id
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout, list_url
 from allowlist.config import build_scope
@@ -185,9 +185,9 @@ def test_first_attempts_skip_the_pipeline_and_a_throttled_one_is_retried_after_r
     clients = make_clients(emulator, str(emulator.ca_path))
     sent: list[dict[str, str]] = []
     through_pipeline: list[str] = []
-    exchange, pipeline_send = AiohttpTransport.exchange, AsyncPipelineClient.send_request
+    exchange, pipeline_send = ArmTransport.exchange, AsyncPipelineClient.send_request
 
-    async def spy_exchange(self: AiohttpTransport, method: str, url: str, headers: dict[str, str], *rest: Any) -> Any:
+    async def spy_exchange(self: ArmTransport, method: str, url: str, headers: dict[str, str], *rest: Any) -> Any:
         sent.append(dict(headers))
         return await exchange(self, method, url, headers, *rest)
 
@@ -195,7 +195,7 @@ def test_first_attempts_skip_the_pipeline_and_a_throttled_one_is_retried_after_r
         through_pipeline.append(request.method)
         return pipeline_send(self, request, **kwargs)
 
-    monkeypatch.setattr(AiohttpTransport, "exchange", spy_exchange)
+    monkeypatch.setattr(ArmTransport, "exchange", spy_exchange)
     monkeypatch.setattr(AsyncPipelineClient, "send_request", spy_pipeline)
     emulator.reset_log()
     with clients.event_loop():
@@ -212,7 +212,7 @@ def test_first_attempts_skip_the_pipeline_and_a_throttled_one_is_retried_after_r
 
 
 def test_writes_whose_connection_drops_are_sent_again_until_they_land(emulator: Emulator) -> None:
-    emulator.faults.config = FaultConfig(drop_rate=0.4, error_rate=0.2, throttle=False, seed=5)
+    emulator.faults.config = FaultConfig(drop_rate=0.4, error_rate=0.2, throttle=False, seed=1)
     clients = make_clients(emulator, str(emulator.ca_path))
     emulator.reset_log()
     assert clients.send_all([put(f"d{i}", f"20.0.9.{i}") for i in range(1, 13)], 3) == [None] * 12
