@@ -28,6 +28,8 @@ from allowlist.targets.registry import capabilities, open_target
 
 LEASE_SETTLE = 1.0  # seconds between writing leases and reading them back
 TARGET_WRITE_CONCURRENCY = 4  # parallel writes to one server, where the service allows it
+WRITES_PER_CONCURRENCY = 8  # rule writes in flight for each unit of `concurrency`
+MAX_TARGET_WORKERS = 128  # targets worked at once, at most (one thread each, mostly waiting)
 Tick = Callable[[str, int, int], None]
 
 
@@ -200,13 +202,16 @@ def apply_plan(
         return _run_target(target_plan, leases[key], plan, clients, tick)
 
     # One event loop carries the run's ARM calls, leases included (clients.send goes through it while it is
-    # open), with `concurrency` x TARGET_WRITE_CONCURRENCY rule writes in flight (clients.send_all). Twice as
-    # many targets are worked at once, so while one reads its firewall or its lease, another's writes keep
-    # those slots busy.
-    slots = plan.settings.concurrency * TARGET_WRITE_CONCURRENCY
+    # open), with `concurrency` x WRITES_PER_CONCURRENCY rule writes in flight (clients.send_all). A target is
+    # worked from start to end by one thread, and at least one target per subscription is worked at once
+    # (interleave puts them first): a subscription whose writes start late has left its write bucket full
+    # meanwhile, and every second it sits full is a second of refill lost at the end of the run.
+    slots = plan.settings.concurrency * WRITES_PER_CONCURRENCY
+    subscriptions = len({t.target.subscription_id for t in work})
+    workers = min(len(work), max(2 * plan.settings.concurrency, min(subscriptions, MAX_TARGET_WORKERS)))
     with clients.event_loop(slots):
         refused, offered = _offer_leases(leases, max(plan.settings.concurrency, min(32, len(work))))
-        with ThreadPoolExecutor(max_workers=2 * plan.settings.concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(run, work))
     return ApplyResult(tuple(sorted(results, key=lambda r: r.target.key)))
 

@@ -295,8 +295,11 @@ class ArmLoop:
 
         async def write(index: int) -> None:
             method, url, body = calls[index]
+            subscription = write_subscription(method, url)
+            if subscription is not None:  # before a slot: a write waiting for its subscription's bucket holds none
+                await self._pacer.acquire_async(subscription)
             async with self._slots:
-                response = await self._request(method, url, body, whole=False)
+                response = await self._request(method, url, body, whole=False, paced=True)
             if response is not None:
                 raise_for_status(response)
 
@@ -325,17 +328,24 @@ class ArmLoop:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
     async def _request(
-        self, method: str, url: str, body: Any, whole: bool = True, extra: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        whole: bool = True,
+        extra: Mapping[str, str] | None = None,
+        paced: bool = False,
     ) -> AsyncArmResponse | None:
         """The answer, whatever its status; None for a direct success when not `whole` (writes: no answer
-        object is made for the many that succeed). `extra`: headers such as If-Match."""
+        object is made for the many that succeed). `extra`: headers such as If-Match. `paced`: its write
+        token was taken already."""
         url = url if "://" in url else self._base + url  # a path from the endpoint, or a next link
         headers = {"x-ms-client-request-id": new_request_id(), "User-Agent": self._user_agent, **(extra or {})}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = orjson.dumps(body)
-        answer = await self._direct(method, url, headers, content) if method in _DIRECT_METHODS else None
+        answer = await self._direct(method, url, headers, content, paced) if method in _DIRECT_METHODS else None
         if answer is not None and answer[0] < 400 and not whole:
             return None
         request = HttpRequest(method, url, content=content, headers=headers)  # the same request ID: set once
@@ -345,13 +355,13 @@ class ArmLoop:
         return response
 
     async def _direct(
-        self, method: str, url: str, headers: dict[str, str], content: bytes | None
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, paced: bool
     ) -> tuple[int, str, Any, bytes] | None:
         """The first attempt, or None when the pipeline must take over (having waited any Retry-After)."""
         check_deadline(self._deadline)
         authorized = {**headers, "Authorization": await self._credential.bearer()}  # a credential error: raised
         subscription = write_subscription(method, url)
-        if subscription is not None:  # after the token, which may take a while: a write token spent as it goes
+        if subscription is not None and not paced:  # after the token, which may take a while: spent as it goes
             await self._pacer.acquire_async(subscription)
         try:
             answer = await self._transport.exchange(method, url, authorized, content)

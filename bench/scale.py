@@ -28,6 +28,8 @@ from typing import Any
 import requests
 from results import publish
 
+from allowlist.apply import WRITES_PER_CONCURRENCY
+
 BIN = Path(sys.executable).with_name("allowlist")
 LATENCY_MS = 20.0
 CONCURRENCY = 8
@@ -177,7 +179,7 @@ def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
         emu.stop()
     writes = sum(writes_per_sub.values())
     bucket = max((max(0, w - 200) / 10 for w in writes_per_sub.values()), default=0.0)
-    write_floor = writes * (LATENCY_MS / 1000) / (CONCURRENCY * 4)
+    write_floor = writes * (LATENCY_MS / 1000) / (CONCURRENCY * WRITES_PER_CONCURRENCY)  # every slot always busy
     return {
         "apps": len(after["apps"]), "spec": spec, "plan": plan, "plan_stats": plan_stats, "fit": fit,
         "minimum": minimum_requests(spec), "bound": critical_path(spec, minimum_requests(spec)),

@@ -23,10 +23,11 @@ from allowlist.armpolicies import new_request_id
 from allowlist.azure import ArmClients, ArmSettings, RunTimeout, list_url
 from allowlist.config import build_scope
 from allowlist.emulator import Emulator
+from allowlist.emulator.estate import build_estate
 from allowlist.emulator.faults import Bucket, FaultConfig
 from allowlist.sync import make_plan
 from allowlist.transport import Urllib3Transport
-from tests.conftest import SQL1, SUB1, SUB2, StaticCred
+from tests.conftest import SQL1, SUB1, SUB2, StaticCred, site
 from tests.test_transport import ConnectProxy, make_clients, proxy  # noqa: F401 - the fixture
 
 API = "api-version=2021-11-01"
@@ -95,6 +96,31 @@ def test_writes_keep_within_the_subscriptions_write_bucket(emulator: Emulator) -
     assert results == [None] * 15
     assert time.monotonic() - started >= (15 - 3) / 10.0 * 0.9  # paced on this side
     assert emulator.stats()["by_status"].get("429", 0) == 0
+
+
+def test_every_subscriptions_writes_start_together_so_no_write_bucket_sits_full() -> None:
+    """A subscription whose writes start late has left its bucket full meanwhile, and each second of refill
+    lost then is a second more at the end: at least one target per subscription is worked at once (here 10,
+    where `concurrency` 3 alone would work 6), with writes in flight for all of them (24)."""
+    subs = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(10)]
+    estate = {
+        "subscriptions": [{"id": sub, "name": sub[:8]} for sub in subs],
+        "sites": [site(sub, "rg-web", f"web-{n}", f"20.0.{n}.1,20.0.{n}.9") for n, sub in enumerate(subs)],
+        "sql_servers": [{"subscription": sub, "resource_group": "rg-data", "name": f"sql-{n}"}
+                        for n, sub in enumerate(subs)],
+    }  # fmt: skip
+    with Emulator(build_estate(estate).state) as emulator:
+        clients = make_clients(emulator, str(emulator.ca_path))
+        blocks = [{"subscriptions": [sub], "targets": [f"/subscriptions/{sub}/resourceGroups/rg-data/providers/"
+                   f"Microsoft.Sql/servers/sql-{n}"]} for n, sub in enumerate(subs)]  # fmt: skip
+        plan = make_plan(build_scope({"settings": {"concurrency": 3}, "sync": blocks}), clients).plan
+        emulator.faults.config = FaultConfig(latency_ms=100)
+        emulator.reset_log()
+        assert apply_plan(plan, clients).ok
+        writes = [r for r in emulator.requests if r.method == "PUT" and "/firewallRules/" in r.path]
+        first = {r.path.split("/")[2]: r.at for r in reversed(writes)}
+        released = min(r.at for r in emulator.requests if r.method == "PATCH" and r.at > min(first.values()))
+    assert len(first) == len(subs) and max(first.values()) < released  # all began before any target ended
 
 
 def test_a_certificate_from_another_authority_fails_every_write_at_once(emulator: Emulator, tmp_path: Path) -> None:
