@@ -174,3 +174,17 @@ def test_the_command_line_collects_garbage_less_often() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 10_000
+
+
+def test_the_command_line_exits_with_its_code_its_output_flushed_and_its_exit_handlers_run() -> None:
+    """entry() leaves without freeing the heap object by object, and loses nothing by it."""
+    probe = (
+        "import atexit, sys\n"
+        "from allowlist.cli import main\n"
+        "atexit.register(lambda: sys.stdout.write('handler ran\\n'))\n"
+        "main.run = lambda: (sys.stdout.write('x' * 1_000_000 + '\\n'), sys.stderr.write('note\\n'), 2)[2]\n"
+        "main.entry()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stdout == "x" * 1_000_000 + "\nhandler ran\n" and done.stderr == "note\n"

@@ -7,6 +7,7 @@ write, a target another run holds); 2 changes pending (`plan --detailed-exitcode
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -115,4 +116,16 @@ def entry() -> None:
     # default gen-0 threshold (700) the collector ran about 600 times in a 10,000-app plan, 0.5 s of its
     # CPU; at 10,000 it runs about 27 times, 0.15 s. Only the process's own command line sets this.
     gc.set_threshold(10_000, 10, 10)
-    sys.exit(run())
+    _exit(run())
+
+
+def _exit(code: int) -> None:
+    """Exit as sys.exit would, without freeing the heap object by object first (about 0.2 s of CPU after a
+    10,000-app plan): the exit handlers run, the standard streams are flushed, the OS takes the rest."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): what was written is all that can be
+            code = code or EXIT_ERROR
+    os._exit(code)
