@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from azure.core import AsyncPipelineClient
@@ -299,7 +299,7 @@ class ArmLoop:
             if subscription is not None:  # before a slot: a write waiting for its subscription's bucket holds none
                 await self._pacer.acquire_async(subscription)
             async with self._slots:
-                response = await self._request(method, url, body, whole=False, paced=True)
+                response = await self._request(method, url, body, keep="nothing", paced=True)
             if response is not None:
                 raise_for_status(response)
 
@@ -313,11 +313,19 @@ class ArmLoop:
         async def read(index: int) -> None:
             url: str | None = urls[index]
             while url:
-                body = json_answer(await self._request("GET", url, None))
+                body = await self._json(url)
                 on_page(index, body.get("value") or [])
                 url = next_page(body, api_version)
 
         return self._wait(_in_place(len(urls), width, read, each))
+
+    def get_json(self, url: str) -> Any:
+        """A GET's JSON, or the error json_answer raises for its status."""
+        return self._wait(self._json(url))
+
+    async def _json(self, url: str) -> Any:
+        found = await self._request("GET", url, None, keep="body")
+        return orjson.loads(found) if isinstance(found, bytes) else json_answer(found)
 
     def send(self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         """One request, waited for: the answer whatever its status (the caller checks it)."""
@@ -332,13 +340,13 @@ class ArmLoop:
         method: str,
         url: str,
         body: Any,
-        whole: bool = True,
+        keep: Literal["response", "body", "nothing"] = "response",
         extra: Mapping[str, str] | None = None,
         paced: bool = False,
-    ) -> AsyncArmResponse | None:
-        """The answer, whatever its status; None for a direct success when not `whole` (writes: no answer
-        object is made for the many that succeed). `extra`: headers such as If-Match. `paced`: its write
-        token was taken already."""
+    ) -> AsyncArmResponse | bytes | None:
+        """The answer, whatever its status. A first attempt that succeeded is kept whole, or as its body alone
+        (reads: a 200), or not at all (writes): no response object is made for the thousands that succeed.
+        `extra`: headers such as If-Match. `paced`: its write token was taken already."""
         url = url if "://" in url else self._base + url  # a path from the endpoint, or a next link
         headers = {"x-ms-client-request-id": new_request_id(), "User-Agent": self._user_agent, **(extra or {})}
         content = None
@@ -346,8 +354,11 @@ class ArmLoop:
             headers["Content-Type"] = "application/json"
             content = orjson.dumps(body)
         answer = await self._direct(method, url, headers, content, paced) if method in _DIRECT_METHODS else None
-        if answer is not None and answer[0] < 400 and not whole:
-            return None
+        if answer is not None and keep != "response":
+            if keep == "nothing" and answer[0] < 400:
+                return None
+            if keep == "body" and answer[0] == 200:
+                return answer[3]
         request = HttpRequest(method, url, content=content, headers=headers)  # the same request ID: set once
         if answer is not None:
             return AsyncArmResponse(request, *answer)

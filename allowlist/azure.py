@@ -301,7 +301,7 @@ class ArmClients:
         from azure.core.rest import HttpRequest
 
         with self._held() as loop:  # GETs go through the event loop while one is open: less CPU per call
-            return json_answer(loop.send("GET", url) if loop else client.send_request(HttpRequest("GET", url)))
+            return loop.get_json(url) if loop else json_answer(client.send_request(HttpRequest("GET", url)))
 
     def api_version(self, service: str) -> str:
         """The REST version raw calls to a service ask for: pinned where allowlist parses the JSON itself

@@ -152,7 +152,11 @@ class _Connection(asyncio.Protocol):
             self._read_head(bytes(buffer[:end]).decode("latin-1"))
             del buffer[: end + 4]
         if self._length >= 0:
-            if len(buffer) >= self._length:
+            if len(buffer) == self._length:  # the usual case: one copy
+                body = bytes(buffer)
+                buffer.clear()
+                self._finish(body)
+            elif len(buffer) > self._length:
                 body = bytes(buffer[: self._length])
                 del buffer[: self._length]
                 self._finish(body)
