@@ -12,6 +12,7 @@ skipped. Connections through a proxy stay with aiohttp (armloop), which tunnels 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import zlib
 
@@ -19,6 +20,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 Answer = tuple[int, str, CIMultiDictProxy[str], bytes]  # status, reason, header fields, body
 
+_UNQUOTED = re.compile(r"[^\x21-\x7e]")  # what a quoted URL never holds: spaces, controls, non-ASCII
 MAX_HEAD = 65536  # bytes of status line and header fields: more is not an ARM answer
 
 
@@ -244,9 +246,11 @@ def _decoded(body: bytes, encoding: str) -> bytes:
 
 
 def _authority(url: str) -> tuple[str, int, str, str]:
-    """(host, port, Host field, request target) of an https:// URL whose path and query are quoted already."""
-    if not url[:8].lower() == "https://":
-        raise ConnectFailed(f"not an https:// URL: {url[:80]}")
+    """(host, port, Host field, request target) of an https:// URL whose path and query are quoted already.
+    A URL that is not (a next link with a space or a line break in it) is refused: no retry can mend it,
+    and a line break would write header fields of its own."""
+    if url[:8].lower() != "https://" or _UNQUOTED.search(url):
+        raise ValueError(f"not a quoted https:// URL: {url[:120]!r}")
     rest = url[8:]
     slash = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     authority, target = rest[:slash], rest[slash:]

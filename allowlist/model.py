@@ -27,6 +27,7 @@ def _sorted_v4(addresses: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(str(a) for a in sorted({ipaddress.IPv4Address(a) for a in addresses}))
 
 
+@functools.lru_cache(maxsize=65536)  # a plan prints and saves each range end many times (every target it is on)
 def _text(number: int, version: int) -> str:
     # inet_ntoa is ~10x faster than ipaddress for IPv4, and plans print hundreds of thousands of ends
     return socket.inet_ntoa(number.to_bytes(4, "big")) if version == 4 else str(ipaddress.IPv6Address(number))

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from allowlist.addresses import ipv4_number, merge_numbers
 from allowlist.compress import Merge
@@ -375,9 +375,12 @@ def build_plan(
     targets = []
     in_scope: dict[int, AppEgress] = {}  # by identity: apps_by_target hands out one object per app ID
     feeding = scope.apps_by_target(discovery.apps)
+    ranges_for: dict[tuple[Any, ...], dict[IpRange, tuple[str, ...]]] = {}
     for target in scope.targets:
         apps = feeding[target.key]
-        in_scope.update(zip(map(id, apps), apps))  # in C: a target's hundreds of apps, for each of hundreds
+        in_scope.update(
+            zip(map(id, apps), apps, strict=True)
+        )  # in C: hundreds of apps, for each of hundreds of targets
         firewall = existing[target.key]
         capabilities = capabilities_of(target.kind)
         if isinstance(firewall, str):
@@ -385,10 +388,16 @@ def build_plan(
             failure = Finding(Kind.READ_FAILURE, firewall, target.id)
             targets.append(TargetPlan(target, limit, fingerprint(Firewall(())), findings=(failure,), error=firewall))
             continue
+        # Targets fed by the same apps (a [[sync]] block's several servers, say) need the same ranges.
+        static = static_ranges(scope, target)
+        key = (tuple(map(id, apps)), capabilities.ipv6, tuple(static))
+        desired = ranges_for.get(key)
+        if desired is None:
+            desired = ranges_for[key] = desired_ranges(apps, capabilities.ipv6, static)
         targets.append(
             plan_target(
                 target,
-                desired_ranges(apps, capabilities.ipv6, static_ranges(scope, target)),
+                desired,
                 firewall,
                 scope.settings,
                 capabilities,

@@ -239,3 +239,12 @@ def test_connecting_within_the_connect_timeout(ca: trustme.CA) -> None:
         assert isinstance(asyncio.run(run()), ConnectTimedOut)
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1/x", "https://127.0.0.1/x y", "https://127.0.0.1/x\r\nX-Evil: 1", "https://127.0.0.1/é"],
+)
+def test_a_url_that_is_not_quoted_https_is_refused_before_anything_goes_out(ca: trustme.CA, url: str) -> None:
+    (result,) = exchange_all(ca, url, [("GET", None)])
+    assert isinstance(result, ValueError) and not isinstance(result, (ConnectFailed, ResponseBroken))

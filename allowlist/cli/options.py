@@ -137,7 +137,14 @@ WideOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[
     int | None,
-    typer.Option("--concurrency", metavar="N", min=1, max=64, help="Parallel ARM calls.", rich_help_panel=SETTINGS),
+    typer.Option(
+        "--concurrency",
+        metavar="N",
+        min=1,
+        max=64,
+        help="Parallel ARM reads (rule writes in flight: 8 times this).",
+        rich_help_panel=SETTINGS,
+    ),
 ]
 TimeoutOpt = Annotated[
     float | None,
