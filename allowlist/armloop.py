@@ -51,7 +51,7 @@ from allowlist.armpolicies import (
 )
 from allowlist.azure import json_answer, next_page, raise_for_status
 from allowlist.http11 import ConnectFailed, ConnectTimedOut, Http11Pool, ReadTimedOut, ResponseBroken
-from allowlist.transport import POOL_SIZE, tls_context
+from allowlist.tls import tls_context
 
 if TYPE_CHECKING:
     from allowlist.armpolicies import WritePacer
@@ -168,6 +168,8 @@ class ArmTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
     ) -> tuple[int, str, Any, bytes]:  # fmt: skip
         import aiohttp
         from yarl import URL
+
+        from allowlist.transport import POOL_SIZE
 
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._tls, limit=POOL_SIZE)

@@ -160,7 +160,8 @@ class ArmClients:
 
     def _make_transport(self) -> Any:
         if self._transport is None:
-            from allowlist.transport import Urllib3Transport
+            with _IMPORTS:  # urllib3 only when a synchronous call is made: a plan makes none
+                from allowlist.transport import Urllib3Transport
 
             self._transport = Urllib3Transport(self.settings.ca_bundle, self.settings.timeout)
         return self._transport
@@ -169,14 +170,14 @@ class ArmClients:
         """One raw ARM request (a path with its api-version) through the raw pipeline, or the event loop
         while one is open (less CPU, and no thread contending with its writes). An error status raises
         HttpResponseError with ARM's code and message, as the SDK's own calls do."""
-        client = self.raw()
-        from azure.core.rest import HttpRequest  # loaded with the client, see raw()
-
         headers = {"If-Match": etag} if etag else {}
         with self._held() as loop:
             if loop is not None:
                 response = loop.send(method, url, body, headers)
             else:
+                client = self.raw()
+                from azure.core.rest import HttpRequest  # loaded with the client, see raw()
+
                 response = client.send_request(HttpRequest(method, url, json=body, headers=headers))
         raise_for_status(response)
         return response
@@ -195,8 +196,9 @@ class ArmClients:
         holds it: plan holds it while it reads, so GETs go through it; apply for its write phase, so every
         target's writes share it. `limit`: writes in flight from all callers together, set by the caller
         that opens it."""
-        self.raw()  # first: it imports azure-core under the import lock
-        with _IMPORTS:
+        with _IMPORTS:  # azure-core first, one thread at a time (see RUNTIME_MODULES)
+            for needed in RUNTIME_MODULES:
+                importlib.import_module(needed)
             from allowlist.armloop import ArmLoop
         credential = self.credential
         with self._held(lambda: ArmLoop(self.settings, credential, self.pacer, limit)) as loop:
@@ -297,11 +299,13 @@ class ArmClients:
             return loop.read_lists(urls, api_version, width, on_page, each)
 
     def _get_json(self, url: str) -> Any:
+        with self._held() as loop:  # GETs go through the event loop while one is open: less CPU per call
+            if loop is not None:
+                return loop.get_json(url)
         client = self.raw()  # first: it imports azure-core under the import lock
         from azure.core.rest import HttpRequest
 
-        with self._held() as loop:  # GETs go through the event loop while one is open: less CPU per call
-            return loop.get_json(url) if loop else json_answer(client.send_request(HttpRequest("GET", url)))
+        return json_answer(client.send_request(HttpRequest("GET", url)))
 
     def api_version(self, service: str) -> str:
         """The REST version raw calls to a service ask for: pinned where allowlist parses the JSON itself
@@ -346,7 +350,7 @@ _IMPORTS = threading.Lock()
 # Imported by whichever of client() and raw() runs first, under _IMPORTS: a thread importing part of
 # azure.core while another imports the rest can deadlock on their module locks (seen: `audit`).
 RUNTIME_MODULES = ("azure.core", "azure.core.rest", "azure.core.exceptions", "azure.core.pipeline.policies",
-                   "azure.mgmt.core.exceptions", "azure.mgmt.core.policies", "allowlist.transport")  # fmt: skip
+                   "azure.mgmt.core.exceptions", "azure.mgmt.core.policies")  # fmt: skip
 
 
 def client_spec(service: str) -> tuple[str, str]:

@@ -9,7 +9,6 @@ pool.
 
 from __future__ import annotations
 
-import ssl
 import urllib.request
 from collections.abc import Iterator
 from functools import lru_cache
@@ -26,19 +25,9 @@ from azure.core.exceptions import (
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
 
+from allowlist.tls import tls_context
+
 POOL_SIZE = 64  # connections kept per host: more than the reader and writer threads together
-
-
-def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Verification always on: the named bundle, else certifi's (as requests would use), else the system's."""
-    if ca_bundle is None:
-        try:
-            import certifi
-
-            ca_bundle = certifi.where()
-        except ImportError:
-            pass
-    return ssl.create_default_context(cafile=ca_bundle)
 
 
 class ArmResponse(HttpResponseImpl):

@@ -3,8 +3,11 @@ and one pool of kept-alive connections."""
 
 from __future__ import annotations
 
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +18,9 @@ from azure.core.exceptions import ServiceRequestError
 
 from allowlist.azure import ArmClients, ArmSettings
 from allowlist.emulator import Emulator
+from allowlist.tls import tls_context
 from tests.cli_helpers import cli, write_config
-from tests.conftest import SQL1, StaticCred
+from tests.conftest import SQL1, SUB1, StaticCred
 
 Cap = pytest.CaptureFixture[str]
 
@@ -135,3 +139,27 @@ def test_connections_are_kept_alive_across_clients(emulator: Emulator) -> None:
     stats = emulator.stats()
     assert stats["requests"] >= 10
     assert stats["connections"] == 1  # one thread, one kept-alive connection, one TLS handshake
+
+
+def test_a_plan_loads_neither_urllib3_nor_aiohttp(cli_env: Emulator, tmp_path: Path) -> None:
+    """Its reads all go through the event loop's own client: the synchronous transport and the proxy one
+    are imported only by a run that needs them (about 0.2 s of start-up between them)."""
+    config = write_config(tmp_path / "a.toml", [{"targets": [SQL1], "subscriptions": [SUB1]}])
+    probe = (
+        "import sys\n"
+        "from allowlist.cli.main import run\n"
+        f"code = run(['plan', '-q', '-c', {str(config)!r}])\n"
+        "print(code, 'urllib3' in sys.modules, 'aiohttp' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=120)
+    assert done.stdout.split()[-3:] == ["0", "False", "False"], done.stderr
+
+
+def test_the_tls_context_is_made_once_per_bundle_and_again_when_the_bundle_changes(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    first = tls_context(str(bundle))
+    assert tls_context(str(bundle)) is first  # the sync transport and the event loop's share it
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    os.utime(bundle, ns=(0, os.stat(bundle).st_mtime_ns + 1_000_000))
+    assert tls_context(str(bundle)) is not first
