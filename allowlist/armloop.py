@@ -101,7 +101,7 @@ class ArmTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
     (never ~/.netrc), errors mapped to the same azure-core errors, so the retry rules act the same.
 
     Direct connections go through http11's client; a host reached through a proxy goes through aiohttp,
-    which tunnels it (imported only then: it costs about 0.2 s of start-up CPU)."""
+    which tunnels it (imported only then: it costs about 0.1 s of start-up CPU)."""
 
     def __init__(self, ca_bundle: str | None, timeout: float) -> None:
         self._timeout = timeout

@@ -87,13 +87,15 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._timer is not None:
-            self._timer.cancel()
+            self._timer.cancel()  # so nothing else ends the wait: it must end here
         if self._waiter is None or self._waiter.done():
             return
         if self._head is not None and self._length == self.TO_CLOSE:
-            self._finish(bytes(self._buffer))  # a body that ends with the connection
-        else:
-            self._fail(ResponseBroken(f"the connection closed before the answer was whole ({exc or 'EOF'})"))
+            try:
+                self._finish(bytes(self._buffer))  # a body that ends with the connection
+            except ResponseBroken as broken:  # one that does not decompress
+                self._fail(broken)
+        self._fail(ResponseBroken(f"the connection closed before the answer was whole ({exc or 'EOF'})"))
 
     @property
     def usable(self) -> bool:
