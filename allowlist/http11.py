@@ -21,6 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 Answer = tuple[int, str, CIMultiDictProxy[str], bytes]  # status, reason, header fields, body
 
 _UNQUOTED = re.compile(r"[^\x21-\x7e]")  # what a quoted URL never holds: spaces, controls, non-ASCII
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 MAX_HEAD = 65536  # bytes of status line and header fields: more is not an ARM answer
 
 
@@ -290,8 +291,12 @@ class Http11Pool:
     ) -> Answer:
         """One request and its whole answer. Raises ConnectFailed (nothing went out) or ResponseBroken."""
         host, port, authority, target = _authority(url)
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\nAccept-Encoding: gzip, deflate\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n"]
+        # The fields this client frames the message with are its own (azure-core's requests carry a
+        # Content-Length already: sent twice, a strict server refuses the request).
+        lines += [f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() not in _FRAMING]
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            lines.append("Accept-Encoding: gzip, deflate\r\n")
         if body is not None or method in ("PUT", "POST", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}\r\n")
         request = ("".join(lines) + "\r\n").encode("latin-1") + (body or b"")
