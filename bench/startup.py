@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from results import publish
+from results import byte_compile, publish
 
 BIN = Path(sys.executable).with_name("allowlist")
 COMMANDS = (["--help"], ["plan", "--help"], ["audit", "--help"])
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--record", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
+    byte_compile()
     rows = [(" ".join(c), median_ms([str(BIN), *c], args.runs), heavy_imports(c)) for c in COMMANDS]
     # The interpreter's own start, that day: start-up figures swing with the machine from day to day, so
     # they are read against it.
