@@ -9,6 +9,7 @@ stop the other creates, but every delete after it is withheld: it may have relie
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -135,10 +136,13 @@ def _replan(target_plan: TargetPlan, firewall: Firewall, plan: Plan, why: str) -
     )
 
 
-def _run_target(target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmClients, tick: Tick) -> TargetResult:
+def _run_target(
+    target_plan: TargetPlan, lease: Lease, plan: Plan, clients: ArmClients, tick: Tick, reading: threading.Semaphore
+) -> TargetResult:
     ref = target_plan.target
     try:
-        firewall = read_target(ref, clients, plan.settings.prefix)
+        with reading:
+            firewall = read_target(ref, clients, plan.settings.prefix)
         if isinstance(firewall, str):
             return TargetResult(
                 ref, skipped=target_plan.changes, findings=(Finding(Kind.READ_FAILURE, firewall, ref.id),)
@@ -195,17 +199,21 @@ def apply_plan(
         why = refused[key]
         if why is None:  # ours only if our ID is there once a run that offered with ours has written too
             time.sleep(max(0.0, offered[key] + LEASE_SETTLE - time.monotonic()))
-            why = leases[key].confirm()
+            with reading:
+                why = leases[key].confirm()
         if why is not None:
             finding = Finding(Kind.LEASE_HELD, why, target_plan.target.id)
             return TargetResult(target_plan.target, skipped=target_plan.changes, findings=(finding,))
-        return _run_target(target_plan, leases[key], plan, clients, tick)
+        return _run_target(target_plan, leases[key], plan, clients, tick, reading)
 
     # One event loop carries the run's ARM calls, leases included (clients.send goes through it while it is
     # open), with `concurrency` x WRITES_PER_CONCURRENCY rule writes in flight (clients.send_all). A target is
     # worked from start to end by one thread, and at least one target per subscription is worked at once
     # (interleave puts them first): a subscription whose writes start late has left its write bucket full
     # meanwhile, and every second it sits full is a second of refill lost at the end of the run.
+    # Targets worked at once may outnumber `concurrency`; their reads (lease, firewall) still go that many
+    # at a time.
+    reading = threading.BoundedSemaphore(plan.settings.concurrency)
     slots = plan.settings.concurrency * WRITES_PER_CONCURRENCY
     subscriptions = len({t.target.subscription_id for t in work})
     workers = min(len(work), max(2 * plan.settings.concurrency, min(subscriptions, MAX_TARGET_WORKERS)))

@@ -98,10 +98,12 @@ def test_writes_keep_within_the_subscriptions_write_bucket(emulator: Emulator) -
     assert emulator.stats()["by_status"].get("429", 0) == 0
 
 
-def test_every_subscriptions_writes_start_together_so_no_write_bucket_sits_full() -> None:
+def test_a_target_per_subscription_is_worked_at_once_while_reads_stay_at_concurrency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A subscription whose writes start late has left its bucket full meanwhile, and each second of refill
-    lost then is a second more at the end: at least one target per subscription is worked at once (here 10,
-    where `concurrency` 3 alone would work 6), with writes in flight for all of them (24)."""
+    lost then is a second more at the end: a target of every subscription is worked at once (here 10, where
+    `concurrency` 3 alone would work 6). Their reads (leases confirmed, firewalls) still go 3 at a time."""
     subs = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(10)]
     estate = {
         "subscriptions": [{"id": sub, "name": sub[:8]} for sub in subs],
@@ -109,18 +111,28 @@ def test_every_subscriptions_writes_start_together_so_no_write_bucket_sits_full(
         "sql_servers": [{"subscription": sub, "resource_group": "rg-data", "name": f"sql-{n}"}
                         for n, sub in enumerate(subs)],
     }  # fmt: skip
+    pools: list[int] = []
+
+    class Pool(ThreadPoolExecutor):
+        def __init__(self, max_workers: int) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr("allowlist.apply.ThreadPoolExecutor", Pool)
     with Emulator(build_estate(estate).state) as emulator:
         clients = make_clients(emulator, str(emulator.ca_path))
         blocks = [{"subscriptions": [sub], "targets": [f"/subscriptions/{sub}/resourceGroups/rg-data/providers/"
                    f"Microsoft.Sql/servers/sql-{n}"]} for n, sub in enumerate(subs)]  # fmt: skip
         plan = make_plan(build_scope({"settings": {"concurrency": 3}, "sync": blocks}), clients).plan
-        emulator.faults.config = FaultConfig(latency_ms=100)
+        emulator.faults.config = FaultConfig(latency_ms=50)
         emulator.reset_log()
         assert apply_plan(plan, clients).ok
-        writes = [r for r in emulator.requests if r.method == "PUT" and "/firewallRules/" in r.path]
-        first = {r.path.split("/")[2]: r.at for r in reversed(writes)}
-        released = min(r.at for r in emulator.requests if r.method == "PATCH" and r.at > min(first.values()))
-    assert len(first) == len(subs) and max(first.values()) < released  # all began before any target ended
+        offered = sorted(r.at for r in emulator.requests if r.method == "PATCH")[len(subs) - 1]  # leases, at once
+        reads = [(r.at - r.duration, r.at) for r in emulator.requests if r.method == "GET" and r.at > offered]
+        written = {r.path.split("/")[2] for r in emulator.requests if r.method == "PUT" and "/firewallRules/" in r.path}
+    assert max(pools) == len(subs) and written == set(subs)
+    # A SQL server's firewall is read as two lists at once (IPv4 and IPv6 rules): 3 targets, 6 GETs.
+    assert reads and max(sum(1 for s, e in reads if s <= t < e) for t, _ in reads) <= 2 * 3
 
 
 def test_a_certificate_from_another_authority_fails_every_write_at_once(emulator: Emulator, tmp_path: Path) -> None:
