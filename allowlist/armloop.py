@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from azure.core import AsyncPipelineClient
@@ -146,7 +147,7 @@ class ArmTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
     ) -> tuple[int, str, Any, bytes]:
         """One request and its whole answer (status, reason, headers, body), transport errors mapped.
         `timeouts`: (connect, read) in seconds, when not the transport's own."""
-        proxy = self._proxy_for(_host_of(url)) if self._proxy is not None else None
+        proxy = self._proxy_for(urlsplit(url).hostname or "") if self._proxy is not None else None
         if proxy is not None:
             return await self._proxied(method, url, headers, body, proxy, timeouts)
         if isinstance(body, str):
@@ -196,11 +197,6 @@ class ArmTransport(AsyncHttpTransport[Any, AsyncArmResponse]):
             raise ServiceResponseError(exc, error=exc) from exc  # the connection broke mid-exchange
         except aiohttp.ClientError as exc:
             raise ServiceRequestError(exc, error=exc) from exc
-
-
-def _host_of(url: str) -> str:
-    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
-    return authority[1 : authority.find("]")] if authority.startswith("[") else authority.rsplit(":", 1)[0]
 
 
 class _AsyncCredential:

@@ -378,9 +378,8 @@ def build_plan(
     ranges_for: dict[tuple[Any, ...], dict[IpRange, tuple[str, ...]]] = {}
     for target in scope.targets:
         apps = feeding[target.key]
-        in_scope.update(
-            zip(map(id, apps), apps, strict=True)
-        )  # in C: hundreds of apps, for each of hundreds of targets
+        # In C: hundreds of apps, for each of hundreds of targets.
+        in_scope.update(zip(map(id, apps), apps, strict=True))
         firewall = existing[target.key]
         capabilities = capabilities_of(target.kind)
         if isinstance(firewall, str):
