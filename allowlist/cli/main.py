@@ -9,26 +9,97 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import os
 import sys
-import traceback
-from typing import Annotated
+from collections.abc import Iterator, MutableMapping
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from allowlist import __version__
-from allowlist.cli.apply import apply
-from allowlist.cli.audit import audit
-from allowlist.cli.demo import demo
-from allowlist.cli.emulator import emulator
-from allowlist.cli.init import init
-from allowlist.cli.ips import ips
 from allowlist.cli.outcome import EXIT_ERROR, EXIT_UNEXPECTED
-from allowlist.cli.plan import plan
-from allowlist.cli.render import render
 from allowlist.errors import TOKEN_ENV, AllowlistError
 
 DEBUG_ENV = "ALLOWLIST_DEBUG"
+HELP_SETTINGS: dict[str, Any] = {
+    "rich_markup_mode": None,  # plain help: importing rich to draw boxes doubles start-up time
+    "pretty_exceptions_show_locals": False,
+}
+
+# Each command lives in allowlist.cli.<name> as a function of that name, and is imported only when it runs
+# or shows its own help: building all eight from their signatures cost about 30 ms of every start, --help
+# included. The summaries are each docstring's first sentence (a test holds them equal), so the top-level
+# help lists the commands without importing them.
+COMMANDS: dict[str, str] = {
+    "plan": "Show the firewall changes that would bring every target in step with its apps.",
+    "apply": "Create the missing rules, then remove the stale ones allowlist owns.",
+    "render": "Write the rules apply would make as Terraform, Bicep, ARM, az CLI, PowerShell, CSV or JSON.",
+    "ips": "List every app (and slot) in scope with its outbound IPv4 ranges, and the apps that are not pinned.",
+    "audit": "Judge every SQL, PostgreSQL, MySQL, Cosmos DB, Storage, Redis and Key Vault firewall in the "
+    "subscriptions in scope (configured or not) against the apps' real addresses: Allow-Azure-services rules, "
+    "open and wide ranges, stale rules, accounts that accept every address.",
+    "init": "Write a commented allowlist.toml from what ARM shows: the subscriptions, every supported server and "
+    "account, and the apps in each one's resource group as a first guess.",
+    "demo": "Start the emulator with the demo estate, then run ips, plan, apply --yes, and plan again.",
+    "emulator": "Run the local ARM emulator (HTTPS on 127.0.0.1) until Ctrl-C; prints the URL and the CA bundle.",
+}
+
+
+def load_command(name: str) -> TyperCommand:
+    """The click command for one of COMMANDS, built from its function as `app.command()` would build it."""
+    single = typer.Typer(add_completion=False, **HELP_SETTINGS)
+    single.command(name=name)(getattr(importlib.import_module(f"allowlist.cli.{name}"), name))
+    command = typer.main.get_command(single)
+    assert isinstance(command, TyperCommand)
+    return command
+
+
+class _Commands(MutableMapping[str, Any]):  # Any: click's Command class is typer's private module
+    """COMMANDS by name, each built on first use; listing the names (for help, completion or a "did you
+    mean") builds none."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, TyperCommand] = {}
+
+    def __getitem__(self, name: str) -> TyperCommand:
+        if name not in COMMANDS:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = load_command(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        raise TypeError("allowlist's commands are listed in COMMANDS")
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("allowlist's commands are listed in COMMANDS")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class _LazyGroup(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Commands()
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        # click's own listing, from a stand-in that carries only the summary
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        rows = [
+            (name, TyperCommand(name, help=summary).get_short_help_str(limit)) for name, summary in COMMANDS.items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="allowlist",
@@ -43,18 +114,10 @@ app = typer.Typer(
     "findings (audit --fail-on); "
     "3 unexpected error.",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,  # plain help: importing rich to draw boxes doubles start-up time
+    cls=_LazyGroup,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    **HELP_SETTINGS,
 )
-app.command(no_args_is_help=False)(plan)
-app.command()(apply)
-app.command()(render)
-app.command()(ips)
-app.command()(audit)
-app.command()(init)
-app.command()(demo)
-app.command()(emulator)
 
 
 def _version(value: bool) -> None:
@@ -96,6 +159,8 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, not a traceback, and a code of its own
         args = argv if argv is not None else sys.argv[1:]
         if os.environ.get(DEBUG_ENV) or "-v" in args or "--verbose" in args:
+            import traceback  # only here: it costs every start a few ms
+
             traceback.print_exc()
         else:
             typer.echo(f"(run with -v or {DEBUG_ENV}=1 for the traceback)", err=True)
