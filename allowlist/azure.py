@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from allowlist.armpolicies import RunTimeout, WritePacer, make_pacing_policy, make_request_id_policy, make_retry_policy
 from allowlist.errors import TOKEN_ENV
@@ -75,7 +75,9 @@ PageSink = Callable[[int, list[Any]], None]
 
 
 def list_url(path: str, api_version: str, **query: str) -> str:
-    return f"{path}?{urlencode({**query, 'api-version': api_version})}"
+    """`$filter=resourceType%20eq%20'Microsoft.Web/sites'`: OData's own characters left as they are."""
+    encoded = urlencode({**query, "api-version": api_version}, safe="$'/", quote_via=quote)
+    return f"{path}?{encoded}"
 
 
 def next_page(body: Any, api_version: str) -> str | None:
@@ -344,7 +346,7 @@ TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscrip
 
 # Pinned, not whatever the installed SDK defaults to: allowlist reads these answers itself, so their shape
 # must not move under it (web 2025-05-01 dropped the site-level vnetRouteAllEnabled, for one).
-RAW_API_VERSIONS = {"subscriptions": "2022-12-01", "web": "2025-05-01", "sql": "2025-01-01"}
+RAW_API_VERSIONS = {"subscriptions": "2022-12-01", "resources": "2021-04-01", "web": "2025-05-01", "sql": "2025-01-01"}
 
 _IMPORTS = threading.Lock()
 # Imported by whichever of client() and raw() runs first, under _IMPORTS: a thread importing part of

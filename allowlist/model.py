@@ -6,8 +6,8 @@ import functools
 import ipaddress
 import itertools
 import socket
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Protocol
 
 V4_SPAN = 2**32
 
@@ -112,6 +112,16 @@ class AppEgress:
         object.__setattr__(self, "ipv6", tuple(str(a) for a in sorted({ipaddress.IPv6Address(a) for a in self.ipv6})))
         object.__setattr__(self, "tags", tuple(sorted(self.tags)))
 
+    @classmethod
+    def canonical(cls, values: dict[str, Any]) -> AppEgress:
+        """An app from values already in the form __post_init__ makes (ipv4 canonical, numerically sorted and
+        unique; ipv6 compressed, sorted and unique; tags sorted), without checking them. Discovery makes two
+        per listed app from values it has just parsed: a fifth of its cost went to the checks."""
+        app = object.__new__(cls)
+        app.__dict__.update(_APP_DEFAULTS)
+        app.__dict__.update(values)
+        return app
+
     @property
     def site_name(self) -> str:
         return self.name.split("/", 1)[0]
@@ -119,6 +129,9 @@ class AppEgress:
     @property
     def slot(self) -> str | None:
         return self.name.split("/", 1)[1] if "/" in self.name else None
+
+
+_APP_DEFAULTS = {f.name: f.default for f in fields(AppEgress) if f.default is not MISSING}
 
 
 @dataclass(frozen=True, order=True)

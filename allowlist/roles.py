@@ -8,6 +8,7 @@ from allowlist.targets.registry import BACKENDS
 
 APP_READ = (
     "Microsoft.Resources/subscriptions/read",
+    "Microsoft.Resources/subscriptions/resources/read",  # each subscription's site index
     "Microsoft.Web/sites/read",
     "Microsoft.Web/sites/slots/read",
     # Egress: where route-all and ASE apps really leave from.

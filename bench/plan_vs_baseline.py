@@ -100,7 +100,7 @@ def main() -> None:
         "",
         "| | ARM requests | wall time (median) |",
         "|---|---:|---:|",
-        f"| `allowlist plan` (paged list per subscription, includeSlots list per group, concurrent) "
+        f"| `allowlist plan` (paged site index per subscription, site list per group, concurrent) "
         f"| {ours_n} | {ours_t:.2f} s |",
         f"| baseline (sequential, one GET per app and slot) | {theirs_n} | {theirs_t:.2f} s |",
         f"| ratio | {theirs_n / ours_n:.1f}x fewer | {theirs_t / ours_t:.1f}x faster |",

@@ -117,7 +117,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> dict[str, float]:
 
 def minimum_requests(spec: dict[str, Any]) -> int:
     """What any correct ARM-list run must ask of this estate: the subscription list, each subscription's
-    site pages, one includeSlots list per resource group, each server's IPv4 and IPv6 rule lists, and each
+    site index pages, one includeSlots list per resource group, each server's IPv4 and IPv6 rule lists, and each
     subnet that route-all apps use, with its NAT gateway and public IP."""
     from allowlist.emulator.generate import generate_estate
 
@@ -133,7 +133,7 @@ def critical_path(spec: dict[str, Any], requests_made: int) -> float:
     """The longest chain of requests that must follow one another, or all requests spread over the
     concurrency, whichever is longer (seconds)."""
     latency = LATENCY_MS / 1000
-    chain = latency * (1 + 1 + 1 + 3)  # subscriptions -> site page -> slot list; subnet -> NAT -> public IP
+    chain = latency * (1 + 1 + 1 + 3)  # subscriptions -> site index -> group's sites; subnet -> NAT -> public IP
     return max(chain, requests_made * latency / CONCURRENCY)
 
 

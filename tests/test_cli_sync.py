@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -42,14 +44,34 @@ def test_reads_are_one_paged_list_per_subscription_and_target(cli_env: Emulator,
     config = write_config(tmp_path / "allowlist.toml", ALL_APPS)
     assert cli(capsys, "plan", "-c", str(config)).code == 0
     paths = [r.path for r in cli_env.requests]
-    assert paths.count(f"/subscriptions/{SUB1}/providers/Microsoft.Web/sites") == 2  # page size 2: 3 sites
+    # The subscription's site index: ID, kind, location and tags of each site, no properties.
+    index = [r for r in cli_env.requests if r.path == f"/subscriptions/{SUB1}/resources"]
+    assert len(index) == 2  # page size 2: 3 sites
+    assert all(parse_qs(r.query)["$filter"] == ["resourceType eq 'Microsoft.Web/sites'"] for r in index)
     assert not any(p.count("/") == 8 and "/sites/" in p for p in paths), "never one GET per app"
     assert not any("/slots" in p for p in paths), "no slot list per site"
-    # Slots come from one includeSlots list per resource group holding sites in scope: rg-web and rg-func.
-    slot_lists = [r for r in cli_env.requests if "includeSlots=true" in r.query]
-    assert sorted(r.path.split("/")[4] for r in slot_lists) == ["rg-func", "rg-web", "rg-web"]  # rg-web: 2 pages
+    # Each site's payload is read once, from one includeSlots list per resource group holding sites in scope:
+    # rg-web and rg-func; never from a subscription-wide site list as well.
+    assert f"/subscriptions/{SUB1}/providers/Microsoft.Web/sites" not in paths
+    site_lists = [r for r in cli_env.requests if r.path.endswith("/providers/Microsoft.Web/sites")]
+    assert all("includeSlots=true" in r.query for r in site_lists)
+    assert sorted(r.path.split("/")[4] for r in site_lists) == ["rg-func", "rg-web", "rg-web"]  # rg-web: 2 pages
     assert sum(p.endswith("/firewallRules") for p in paths) == 1
     assert writes(cli_env) == []  # plan writes nothing
+
+
+def test_without_slots_the_group_lists_leave_them_out(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    both = write_config(tmp_path / "both.toml", [{"name": "a", "targets": [SQL1], "subscriptions": [SUB1],
+                                                  "resource_groups": ["rg-web"], "slots": True},
+                                                 {"name": "b", "targets": [SQL1], "subscriptions": [SUB1],
+                                                  "resource_groups": ["rg-func"], "slots": False}])  # fmt: skip
+    result = cli(capsys, "ips", "-c", str(both), "-o", "json")
+    assert result.code == 0, result.err
+    names = {a["name"] for a in json.loads(result.out)["apps"]}
+    assert any("/" in n for n in names) and all("/" not in n for n in names if n.startswith("func"))
+    lists = {r.path.split("/")[4]: r.query for r in cli_env.requests if r.path.endswith("/Microsoft.Web/sites")}
+    assert "includeSlots=true" in lists["rg-web"] and "includeSlots" not in lists["rg-func"]
+    assert set(lists) == {"rg-web", "rg-func"}  # only the groups in scope
 
 
 def test_tier_change_adds_new_addresses_before_removing_stale_ones(
@@ -125,7 +147,7 @@ def test_403_on_one_subscription_means_no_deletes_and_a_non_zero_exit(
     cli_env: Emulator, tmp_path: Path, capsys: Cap
 ) -> None:
     server(cli_env).rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
-    cli_env.faults.config = FaultConfig(forbid=(f"/subscriptions/{SUB2}/providers/Microsoft.Web",))
+    cli_env.faults.config = FaultConfig(forbid=(f"/subscriptions/{SUB2}/resources",))
     config = write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": [SQL1]}])
     result = cli(capsys, "apply", "--yes", "-c", str(config))
     assert result.code == 1

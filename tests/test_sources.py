@@ -68,3 +68,25 @@ def test_ipv6_inside_the_ipv4_list_is_reported_not_lost() -> None:
 def test_slot_names_and_ids() -> None:
     slot = to_egress({**payload(), "id": ID + "/slots/blue", "name": "app/blue"}, "possible")
     assert (slot.site_name, slot.slot, slot.resource_group, slot.subscription_id) == ("app", "blue", "rg", SUB1)
+
+
+def test_apps_built_without_checks_are_what_the_checked_constructor_makes() -> None:
+    """Discovery builds apps with AppEgress.canonical (no __post_init__): whatever a payload holds, the
+    result must equal the checked constructor's, and compare and hash alike."""
+    from allowlist.model import AppEgress
+    from allowlist.sources.appservice import identify, with_addresses
+
+    payloads = [
+        {**payload(possibleOutboundIpAddresses=" 20.0.0.9 ,20.0.0.1,,20.0.0.1, 10.0.0.1, ::1, 2001:db8::1, 52.1.1.1"),
+         "tags": {"z": "1", "a": "2", "n": 3}},
+        {**payload(possibleOutboundIpv6Addresses="2603:1000::2, 2603:1000::1",
+                   possibleOutboundIpAddresses="2603:1000::3,20.0.0.1"), "kind": None, "tags": "not an object"},
+        {**payload(possibleOutboundIpAddresses=""), "id": ID + "/slots/staging"},
+    ]  # fmt: skip
+    for raw in payloads:
+        light = identify(raw)
+        assert light is not None and light == AppEgress(**vars(light))
+        for source in ("possible", "current"):
+            app, _ = with_addresses(light, raw, source)  # type: ignore[arg-type]
+            checked = AppEgress(**vars(app))
+            assert app == checked and hash(app) == hash(checked) and vars(app) == vars(checked), raw

@@ -1,5 +1,5 @@
-"""App Service discovery: one paged site list per subscription, then one list per resource group
-holding sites in scope, with includeSlots, for their deployment slots.
+"""App Service discovery: one paged site index per subscription (ARM's resource list), then one site list
+per resource group holding sites in scope, with includeSlots where their deployment slots are wanted.
 
 Reads run concurrently with a bound. A subscription or slot list that fails becomes a DiscoveryIssue
 (the planner then withholds deletes for every target it feeds) instead of silently shrinking the set.
@@ -28,42 +28,56 @@ class _Listing:
     """What one paged list yielded, converted page by page: no raw payload outlives its page."""
 
     apps: list[tuple[AppEgress, Routing]] = field(default_factory=list)  # in scope, with their routing
-    groups: set[tuple[str, str]] = field(default_factory=set)  # resource groups holding sites in scope
+    groups: dict[tuple[str, str], bool] = field(default_factory=dict)  # groups holding sites in scope: slots?
     unreadable: int = 0  # items that name no site
     error: str | None = None
 
 
-def _convert(scope: Scope, out: _Listing, items: Iterable[Any], slots_only: bool) -> None:
-    """One page of a site list into `out`: the apps in scope with their addresses, and (from a subscription's
-    list) the resource groups whose slots to list."""
+def _index(scope: Scope, out: _Listing, items: Iterable[Any]) -> None:
+    """One page of a subscription's site index (ID, kind, location, tags: what choosing needs) into the
+    resource groups that hold sites in scope, and whether any of them wants its slots."""
+    for raw in items:
+        found = _site_id(raw)
+        if found is None or found.group(4) is not None:
+            out.unreadable += 1
+            continue
+        site = _app(raw, found)
+        if scope.selects(site):
+            key = (site.subscription_id, site.resource_group)
+            out.groups[key] = out.groups.get(key, False) or scope.wants_slots_of(site)
+
+
+def _convert(scope: Scope, out: _Listing, items: Iterable[Any]) -> None:
+    """One page of a resource group's site list into `out`: the apps (and slots) in scope, with their
+    addresses and routing."""
     for raw in items:
         found = _site_id(raw)
         if found is None:
             out.unreadable += 1
             continue
-        if slots_only and found.group(4) is None:
-            continue  # the site itself came from the subscription's list: nine in ten items here
         app = _app(raw, found)
-        if not slots_only and scope.wants_slots_of(app):
-            out.groups.add((app.subscription_id, app.resource_group))
         if scope.selects(app):
             out.apps.append(with_addresses(app, raw, scope.settings.addresses))
 
 
-def _read(clients: ArmClients, scope: Scope, paths: list[str], slots_only: bool, tick: Callable[[int], None],
-          **query: str) -> list[_Listing]:  # fmt: skip
-    """Paged site lists, `concurrency` at once, each page converted as it arrives (in the event loop: no
-    thread waits on each page); any part not read is a gap, recorded as the list's error."""
-    web = clients.api_version("web")
-    found = [_Listing() for _ in paths]
-    urls = [list_url(path, web, **query) for path in paths]
-    sink = lambda i, items: _convert(scope, found[i], items, slots_only)  # noqa: E731
-    errors = clients.read_lists(urls, web, scope.settings.concurrency, sink, tick)
+Convert = Callable[[Scope, _Listing, Iterable[Any]], None]
+
+
+def _read(clients: ArmClients, scope: Scope, urls: list[str], api: str, convert: Convert,
+          tick: Callable[[int], None]) -> list[_Listing]:  # fmt: skip
+    """Paged lists, `concurrency` at once, each page converted as it arrives (in the event loop: no thread
+    waits on each page); any part not read is a gap, recorded as the list's error."""
+    found = [_Listing() for _ in urls]
+    sink = lambda i, items: convert(scope, found[i], items)  # noqa: E731
+    errors = clients.read_lists(urls, api, scope.settings.concurrency, sink, tick)
     for listing, error in zip(found, errors, strict=True):
         if error is not None:
             raise_if_fatal(error)
             listing.error = describe(error)
     return found
+
+
+SITES_ONLY = "resourceType eq 'Microsoft.Web/sites'"
 
 
 def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None) -> Discovery:
@@ -83,23 +97,29 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
         issues.sort(key=lambda i: (i.scope.lower(), i.message))
         return Discovery(tuple(apps), tuple(issues))
 
-    # Sites: one paged list per subscription. Slots: one list per resource group holding sites in scope
-    # (includeSlots), not one per site.
+    # Each site's payload is read once. First one paged index per subscription (ARM's resource list, sites
+    # only: ID, kind, location and tags, a few hundred bytes each), which names the resource groups holding
+    # sites in scope; then one site list per such group, with includeSlots where slots are wanted (ARM has
+    # no subscription-wide includeSlots). Never one call per app.
     with clients.event_loop():  # held across both rounds of lists and the network lookups after them
-        paths = [f"/subscriptions/{sub}/providers/Microsoft.Web/sites" for sub in subscriptions]
-        site_lists = _read(clients, scope, paths, False, lambda _: tick("subscriptions", 1, len(subscriptions)))
-        groups = sorted({g for found in site_lists for g in found.groups}, key=lambda g: (g[0], g[1].lower()))
-        paths = [
-            f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites" for sub, name in groups
-        ]
+        api = clients.api_version("resources")
+        urls = [list_url(f"/subscriptions/{sub}/resources", api, **{"$filter": SITES_ONLY}) for sub in subscriptions]
+        indexes = _read(clients, scope, urls, api, _index, lambda _: tick("subscriptions", 1, len(subscriptions)))
+        wanted = {g: slots for found in indexes for g, slots in found.groups.items()}
+        groups = sorted(wanted, key=lambda g: (g[0], g[1].lower()))
+        web = clients.api_version("web")
+        urls = [
+            list_url(f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites", web,
+                     **({"includeSlots": "true"} if wanted[(sub, name)] else {}))
+            for sub, name in groups
+        ]  # fmt: skip
         each_group = lambda _: tick("resource groups", 1, len(groups))  # noqa: E731
-        slot_lists = _read(clients, scope, paths, True, each_group, includeSlots="true")
+        site_lists = _read(clients, scope, urls, web, _convert, each_group)
         platform: list[tuple[AppEgress, Routing]] = []
-        for sub, found in zip(subscriptions, site_lists, strict=True):  # assembled in a fixed order
+        for sub, found in zip(subscriptions, indexes, strict=True):  # assembled in a fixed order
             _note(issues, f"/subscriptions/{sub}", found, "")
-            platform += found.apps
-        for (sub, name), found in zip(groups, slot_lists, strict=True):
-            _note(issues, f"/subscriptions/{sub}/resourceGroups/{name}", found, "slots could not be listed: ")
+        for (sub, name), found in zip(groups, site_lists, strict=True):
+            _note(issues, f"/subscriptions/{sub}/resourceGroups/{name}", found, "sites could not be listed: ")
             platform += found.apps
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             apps = resolve_egress(platform, scope, clients, pool)
@@ -211,16 +231,18 @@ def _app(raw: Mapping[str, Any], m: re.Match[str]) -> AppEgress:
     sub, group, site, slot = m.groups()
     tags = raw.get("tags")
     kind, location = raw.get("kind"), raw.get("location")
-    return AppEgress(
-        id=raw["id"],
-        name=f"{site}/{slot}" if slot else site,
-        subscription_id=sub.lower(),
-        resource_group=group,
-        kind=kind if isinstance(kind, str) and kind else "app",
-        location=location if isinstance(location, str) else "",
-        tags=tuple((k, v) for k, v in tags.items() if isinstance(k, str) and isinstance(v, str))
-        if isinstance(tags, Mapping)
-        else (),
+    return AppEgress.canonical(
+        {
+            "id": raw["id"],
+            "name": f"{site}/{slot}" if slot else site,
+            "subscription_id": sub.lower(),
+            "resource_group": group,
+            "kind": kind if isinstance(kind, str) and kind else "app",
+            "location": location if isinstance(location, str) else "",
+            "tags": tuple(sorted((k, v) for k, v in tags.items() if isinstance(k, str) and isinstance(v, str)))
+            if isinstance(tags, Mapping)
+            else (),
+        }
     )
 
 
@@ -278,18 +300,18 @@ def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource
     reason = bad or ("" if parsed.ipv4 else f"{key} is empty")
     if ipv6:
         warnings.append(f"{len(ipv6)} IPv6 address(es) reported; IPv4 firewall rules cannot hold them")
-    platform = AppEgress(  # every field of app, as replace() would keep, at two thirds of its cost: once per app
-        **{
-            **vars(app),
-            "ipv4": parsed.ipv4,
-            "ipv6": ipv6,
-            "source": key,
-            "pinned": not reason,
-            "reason": reason,
-            "warnings": tuple(warnings),
-            "chain": (f"{app.id}#properties.{key}",),
-        }
-    )
+    values = {  # every field of app, as replace() would keep
+        **vars(app),
+        "ipv4": parsed.ipv4,
+        "ipv6": ipv6,
+        "source": key,
+        "pinned": not reason,
+        "reason": reason,
+        "warnings": tuple(warnings),
+        "chain": (f"{app.id}#properties.{key}",),
+    }
+    # Parsed lists are canonical; IPv6 from both properties is put in order by the checked constructor.
+    platform = AppEgress(**values) if parsed.ipv6 and parsed_v6.ipv6 else AppEgress.canonical(values)
     return platform, routing_of(props)
 
 

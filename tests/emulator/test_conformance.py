@@ -446,3 +446,36 @@ def test_resource_graph_pages_come_from_one_snapshot(emulator: Emulator) -> None
     assert len(ids) == 3 == second["totalRecords"] and ids == sorted(ids, key=str.lower)
     assert not any("aaa-created-meanwhile" in i for i in ids)
     assert ask({"$top": 5})["totalRecords"] == 4  # a new query sees it
+
+
+def _resources(emu: Emulator, query: str) -> requests.Response:
+    return requests.get(f"{emu.base_url}/subscriptions/{SUB1}/resources?{query}&api-version=2021-04-01",
+                        headers={"Authorization": "Bearer t"}, verify=str(emu.ca_path), timeout=5)  # fmt: skip
+
+
+def test_the_resource_list_indexes_sites_without_their_properties(emulator: Emulator) -> None:
+    """ARM's Resources - List, filtered to sites: each item as a site list gives it, less its properties."""
+    listed, url = [], f"{emulator.base_url}/subscriptions/{SUB1}/providers/Microsoft.Web/sites?api-version=2025-05-01"
+    while url:
+        page = requests.get(url, headers={"Authorization": "Bearer t"}, verify=str(emulator.ca_path), timeout=5).json()
+        listed += page["value"]
+        url = page.get("nextLink")
+    index, url = [], None
+    answer = _resources(emulator, "$filter=resourceType%20eq%20'Microsoft.Web/sites'")
+    while True:
+        assert answer.status_code == 200
+        index += answer.json()["value"]
+        url = answer.json().get("nextLink")
+        if not url:
+            break
+        answer = requests.get(url, headers={"Authorization": "Bearer t"}, verify=str(emulator.ca_path), timeout=5)
+    assert len(index) == len(listed) > 2  # more than a page
+    assert index == [{k: site[k] for k in ("id", "name", "type", "kind", "location", "tags")} for site in listed]
+
+
+@pytest.mark.parametrize(
+    "query", ["", "$filter=resourceType%20eq%20'Microsoft.Sql/servers'", "$filter=name%20eq%20'x'"]
+)
+def test_the_resource_list_refuses_what_it_cannot_answer(emulator: Emulator, query: str) -> None:
+    answer = _resources(emulator, query)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "InvalidFilterInQueryString"

@@ -1,8 +1,10 @@
-"""Microsoft.Web sites and deployment slots: list per subscription and per group, get, slots."""
+"""Microsoft.Web sites and deployment slots: list per subscription and per group, get, slots; and ARM's
+resource list of a subscription's sites."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,10 @@ from allowlist.emulator.state import Site, State, overlay
 
 READ = "Microsoft.Web/sites/read"
 SLOT_READ = "Microsoft.Web/sites/slots/read"
+RESOURCES_READ = "Microsoft.Resources/subscriptions/resources/read"
+# ARM's resource list (Resources - List) filtered to one type: `resourceType eq 'Microsoft.Web/sites'`
+_TYPE_FILTER = re.compile(r"^\s*resourceType\s+eq\s+'([^']+)'\s*$", re.IGNORECASE)
+GENERIC_FIELDS = ("id", "name", "type", "kind", "location", "tags")  # GenericResourceExpanded, unexpanded
 
 
 def _host(site: Site) -> str:
@@ -189,6 +195,18 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
         with state.lock:
             return page(request, _sorted(state.sites_in(sub)), page_size)
 
+    def list_resources(request: Request, state: State) -> Response:
+        """The subscription's resources of one type, as ARM lists any resource: no properties. The emulator
+        lists sites this way; any other filter is refused rather than answered wrongly."""
+        require_subscription(request, state)
+        found = _TYPE_FILTER.match(request.query.get("$filter", ""))
+        if found is None or found.group(1).lower() != "microsoft.web/sites":
+            raise ArmError(400, "InvalidFilterInQueryString", "The emulator lists resources of type "
+                           "Microsoft.Web/sites only: $filter=resourceType eq 'Microsoft.Web/sites'.")  # fmt: skip
+        with state.lock:
+            sites = _sorted(state.sites_in(request.params["subscriptionId"].lower()))
+        return page(request, [{k: s[k] for k in GENERIC_FIELDS if k in s} for s in sites], page_size)
+
     def list_by_group(request: Request, state: State) -> Response:
         require_resource_group(request, state)
         sub, group = request.params["subscriptionId"].lower(), request.params["resourceGroupName"].lower()
@@ -256,6 +274,7 @@ def routes(page_size: int, fail_write: Callable[[Request], bool] | None = None) 
             "PATCH", base + "/{name}/slots/{slot}/config/web", patch_config, "Microsoft.Web/sites/slots/config/write"
         ),
         route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Web/sites", list_sites, READ),
+        route("GET", "/subscriptions/{subscriptionId}/resources", list_resources, RESOURCES_READ),
         route("GET", base, list_by_group, READ),
         route("GET", base + "/{name}", get_site, READ),
         route("GET", base + "/{name}/slots", list_slots, SLOT_READ),
