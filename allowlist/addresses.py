@@ -30,19 +30,20 @@ def parse_address_list(*texts: str | None) -> ParsedAddresses:
 @functools.lru_cache(maxsize=8192)
 def _parse(texts: tuple[str | None, ...]) -> ParsedAddresses:
     """Apps on one stamp return the same strings: each distinct list is parsed once."""
-    found: dict[int, dict[int, str]] = {4: {}, 6: {}}
+    found: set[tuple[int, int, str]] = set()
     rejected: list[str] = []
     for text in texts:
         for item in (text or "").split(","):
             item = item.strip()
-            if not item:
-                continue
-            address = _address(item)
-            if isinstance(address, str):
-                rejected.append(f"{item}: {address}")
-            else:
-                found[address[0]][address[1]] = address[2]
-    v4, v6 = (tuple(found[v][n] for n in sorted(found[v])) for v in (4, 6))
+            if item:
+                address = _address(item)
+                if isinstance(address, str):
+                    rejected.append(f"{item}: {address}")
+                else:
+                    found.add(address)
+    ordered = sorted(found)  # by version, then number: one text per address, as _address canonicalised it
+    v4 = tuple([text for version, _, text in ordered if version == 4])
+    v6 = tuple([text for version, _, text in ordered[len(v4) :]])
     return ParsedAddresses(v4, v6, tuple(dict.fromkeys(rejected)))
 
 

@@ -339,14 +339,14 @@ class ArmClients:
 CLIENTS = {
     "subscriptions": ("azure.mgmt.resource.subscriptions", "SubscriptionClient"),
     "web": ("azure.mgmt.web", "WebSiteManagementClient"),
-    "resourcegraph": ("azure.mgmt.resourcegraph", "ResourceGraphClient"),
 }
-TENANT_CLIENTS = {"subscriptions", "resourcegraph"}  # not bound to one subscription
+TENANT_CLIENTS = {"subscriptions"}  # not bound to one subscription
 
 
 # Pinned, not whatever the installed SDK defaults to: allowlist reads these answers itself, so their shape
 # must not move under it (web 2025-05-01 dropped the site-level vnetRouteAllEnabled, for one).
-RAW_API_VERSIONS = {"subscriptions": "2022-12-01", "resources": "2021-04-01", "web": "2025-05-01", "sql": "2025-01-01"}
+RAW_API_VERSIONS = {"subscriptions": "2022-12-01", "resources": "2021-04-01", "resourcegraph": "2022-10-01",
+                    "web": "2025-05-01", "sql": "2025-01-01"}  # fmt: skip
 
 _IMPORTS = threading.Lock()
 # Imported by whichever of client() and raw() runs first, under _IMPORTS: a thread importing part of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -30,6 +31,7 @@ def summary_line(plan: Plan) -> str:
     return f"{head} {changes if plan.has_changes else 'No changes among what was read.'}"
 
 
+@functools.lru_cache(maxsize=65536)  # a plan names each app in several lines: about 70,000 at 10,000 apps
 def _short(app_id: str) -> str:
     """`.../resourceGroups/rg/providers/Microsoft.Web/sites/web/slots/s` -> `web/s`; `static:office` as is."""
     if app_id.startswith("static:"):
@@ -41,7 +43,7 @@ def _short(app_id: str) -> str:
 def _apps(change: Change, limit: int = 3) -> str:
     if not change.apps:
         return ""
-    names = [_short(a) for a in change.apps[:limit]]
+    names = map(_short, change.apps[:limit])
     more = f" +{len(change.apps) - limit} more" if len(change.apps) > limit else ""
     return f"  ({', '.join(names)}{more})"
 

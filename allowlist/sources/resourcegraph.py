@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from allowlist.armerrors import describe, raise_if_fatal
-from allowlist.azure import ArmClients
+from allowlist.azure import ArmClients, list_url
 from allowlist.model import AppEgress, DiscoveryIssue, Progress
 from allowlist.scope import Scope
 from allowlist.sources.egress import Routing
 from allowlist.sources.network import NetworkResolver
 
+PATH = "/providers/Microsoft.ResourceGraph/resources"
 PAGE = 1000
 SUBSCRIPTIONS_PER_QUERY = 1000  # the service's limit
 SITES = "resources | where type in~ ('microsoft.web/sites', 'microsoft.web/sites/slots') | project id, name, type, kind, location, tags, properties | order by id asc"  # noqa: E501
@@ -30,10 +33,9 @@ NETWORK = (
 
 
 def query(clients: ArmClients, kql: str, subscriptions: Sequence[str]) -> Iterator[dict[str, Any]]:
-    """Every row of a query, page by page, as raw JSON (no model tree per row)."""
-    client = clients.client("resourcegraph")  # first: it imports the SDK under ArmClients' import lock
-    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
-
+    """Every row of a query, page by page, as raw JSON: sent and parsed by allowlist, as site lists are (the
+    SDK's models walked every value of every row: at 10,000 apps, about 4 s of a plan's CPU)."""
+    url = list_url(PATH, clients.api_version("resourcegraph"))
     batches = [
         list(subscriptions[i : i + SUBSCRIPTIONS_PER_QUERY])
         for i in range(0, len(subscriptions), SUBSCRIPTIONS_PER_QUERY)
@@ -41,12 +43,15 @@ def query(clients: ArmClients, kql: str, subscriptions: Sequence[str]) -> Iterat
     for batch in batches or [[]]:
         token: str | None = None
         while True:
-            options = QueryRequestOptions(top=PAGE, skip_token=token, result_format="objectArray")
-            request = QueryRequest(subscriptions=batch or None, query=kql, options=options)
-            page = client.resources(request)
-            yield from (row for row in page.data or [] if isinstance(row, dict))
-            token = page.skip_token
-            if not token:
+            options = {"$top": PAGE, "resultFormat": "objectArray", **({"$skipToken": token} if token else {})}
+            request = {"query": kql, "options": options, **({"subscriptions": batch} if batch else {})}
+            page = orjson.loads(clients.send("POST", url, request).content)
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list):
+                raise ValueError(f"a Resource Graph answer holds no list of rows (data is {type(data).__name__})")
+            yield from (row for row in data if isinstance(row, dict))
+            token = page.get("$skipToken")
+            if not isinstance(token, str) or not token:
                 break
 
 

@@ -11,6 +11,7 @@ from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.sql import SqlManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
+from allowlist.azure import ArmClients
 from allowlist.emulator import Emulator, FaultConfig
 from tests.conftest import SUB1, SUB2, StaticCred, sdk_options
 
@@ -260,3 +261,25 @@ def test_each_server_list_holds_only_its_own_type(estate: dict[str, Any]) -> Non
     loaded = build_estate(estate)
     with Emulator(loaded.state) as emu:
         assert [s.name for s in sql(emu).servers.list()] == ["sql-one"]
+
+
+def test_resource_graph_answers_the_real_client_as_allowlist_reads_them(
+    emulator: Emulator, clients: ArmClients
+) -> None:
+    """allowlist sends its queries raw; the real azure-mgmt-resourcegraph client must read the same rows."""
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+
+    from allowlist.sources.resourcegraph import SITES, query
+
+    client = ResourceGraphClient(StaticCred(), **sdk_options(emulator))
+    rows, token = [], None
+    while True:
+        options = QueryRequestOptions(top=2, skip_token=token, result_format="objectArray")
+        page = client.resources(QueryRequest(subscriptions=[SUB1, SUB2], query=SITES, options=options))
+        rows += page.data
+        token = page.skip_token
+        if not token:
+            break
+    ours = list(query(clients, SITES, [SUB1, SUB2]))
+    assert len(rows) > 2 and rows == ours
