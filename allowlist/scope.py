@@ -93,14 +93,14 @@ class Selector:
     def covers_subscription(self, subscription_id: str) -> bool:
         return not self.subscriptions or subscription_id.lower() in self.subscriptions
 
-    def matches_site(self, app: AppEgress) -> bool:
+    def matches_site(self, app: AppEgress, by_name: bool = True) -> bool:
         """Everything but the slot rule, so slots are only listed for sites in scope. Cheapest tests first:
-        most apps fail on their subscription."""
+        most apps fail on their subscription. by_name=False: every test but the names'."""
         if not self.covers_subscription(app.subscription_id):
             return False
         if not _any_glob(self.resource_groups, app.resource_group):
             return False
-        if self.names and not (_any_glob(self.names, app.site_name) or _any_glob(self.names, app.name)):
+        if by_name and self.names and not (_any_glob(self.names, app.site_name) or _any_glob(self.names, app.name)):
             return False
         if self.tags:
             tags = {k.lower(): v for k, v in app.tags}
@@ -110,6 +110,23 @@ class Selector:
 
     def matches(self, app: AppEgress) -> bool:
         return self.matches_site(app) and (self.slots or app.slot is None)
+
+    def may_select_slots_of(self, site: AppEgress) -> bool:
+        """Whether a slot of this site could be selected, before its slots are listed: as the site matches,
+        except that a name may name the slot alone ("web/staging", or a wildcard that could reach one)."""
+        if not self.slots:
+            return False
+        if not self.names or _any_glob(self.names, site.site_name):
+            return self.matches_site(site)
+        return any(_may_name_a_slot(p, site.site_name) for p in self.names) and self.matches_site(site, by_name=False)
+
+
+def _may_name_a_slot(pattern: str, site: str) -> bool:
+    """Whether `pattern` could match some "site/slot": its site part matches, or a wildcard could span the
+    "/" (then the slots are listed to be sure)."""
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(site.lower(), pattern.split("/", 1)[0].lower())
+    return any(c in pattern for c in "*?[")
 
 
 def _any_glob(patterns: tuple[str, ...], value: str) -> bool:
@@ -199,8 +216,7 @@ class Scope:
 
     def wants_slots_of(self, site: AppEgress) -> bool:
         return any(
-            self.blocks[i].selector.slots and self.blocks[i].selector.matches_site(site)
-            for i in self.candidate_blocks(site.subscription_id)
+            self.blocks[i].selector.may_select_slots_of(site) for i in self.candidate_blocks(site.subscription_id)
         )
 
     def apps_by_target(self, apps: Sequence[AppEgress]) -> dict[str, list[AppEgress]]:

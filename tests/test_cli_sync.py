@@ -289,6 +289,13 @@ def test_ips_lists_apps_and_says_which_are_not_pinned(cli_env: Emulator, capsys:
     assert [a["name"] for a in data["apps"]] == ["func-c", "web-a", "web-a/staging", "web-b"]
 
 
+@pytest.mark.parametrize("source", ["arm", "resource-graph"])
+def test_a_slot_named_alone_is_found(cli_env: Emulator, tmp_path: Path, capsys: Cap, source: str) -> None:
+    config = write_config(tmp_path / "allowlist.toml", [{"name": "s", "targets": [SQL1], "names": ["web-a/staging"]}])
+    data = cli(capsys, "ips", "-c", str(config), "--source", source, "-o", "json").json()
+    assert [a["name"] for a in data["apps"]] == ["web-a/staging"]
+
+
 def test_a_rejected_token_is_an_auth_error(estate: dict, capsys: Cap, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from allowlist.emulator import build_estate
 

@@ -9,7 +9,7 @@ import pytest
 from allowlist.config import build_scope, load_scope, scope_from_flags
 from allowlist.errors import ConfigError
 from allowlist.model import AppEgress
-from allowlist.scope import Settings
+from allowlist.scope import Selector, Settings
 from allowlist.targets.registry import parse_target
 from tests.conftest import SQL1, SQL2, SUB1, SUB2
 
@@ -66,6 +66,24 @@ def test_selector_globs_and_tag_presence() -> None:
     assert selector.matches(app("web-a/staging", kind="app,linux", tags=(("env", "x"),)))
     assert not selector.matches(app("web-a/staging", kind="app", tags=(("env", "x"),)))
     assert not selector.matches(app("web-a/staging", kind="app,linux"))
+
+
+def test_a_slot_named_alone_has_its_sites_slots_listed() -> None:
+    """Slots are listed only for sites that may hold a selected one: by the site's own tests, except that a
+    name can name the slot alone."""
+    site = app("web-a", kind="app,linux")
+
+    def selector(*names: str, slots: bool = True) -> Selector:
+        return Selector(subscriptions=(SUB1,), names=names, slots=slots)
+
+    assert selector("web-a/staging").may_select_slots_of(site) and not selector("web-a/staging").matches(site)
+    assert selector("WEB-*/st*").may_select_slots_of(site)
+    assert selector("*staging").may_select_slots_of(site)  # a wildcard may span the "/": listed to be sure
+    assert selector("web-a").may_select_slots_of(site)
+    assert not selector("web-b/staging").may_select_slots_of(site)
+    assert not selector("web-b").may_select_slots_of(site)
+    assert not selector("web-a/staging", slots=False).may_select_slots_of(site)
+    assert not Selector(subscriptions=(SUB2,), names=("web-a/staging",)).may_select_slots_of(site)
 
 
 @pytest.mark.parametrize(

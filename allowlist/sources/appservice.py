@@ -42,9 +42,10 @@ def _index(scope: Scope, out: _Listing, items: Iterable[Any]) -> None:
             out.unreadable += 1
             continue
         site = _app(raw, found)
-        if scope.selects(site):
+        slots = scope.wants_slots_of(site)
+        if slots or scope.selects(site):
             key = (site.subscription_id, site.resource_group)
-            out.groups[key] = out.groups.get(key, False) or scope.wants_slots_of(site)
+            out.groups[key] = out.groups.get(key, False) or slots
 
 
 def _convert(scope: Scope, out: _Listing, items: Iterable[Any]) -> None:
