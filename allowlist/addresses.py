@@ -71,10 +71,10 @@ def ipv4_number(address: str) -> int:
 
 
 def merge_numbers(numbers: Iterable[int], version: int = 4) -> list[IpRange]:
-    ranges: list[IpRange] = []
+    ends: list[list[int]] = []  # [start, end] of each run, made into ranges once complete
     for n in sorted(set(numbers)):
-        if ranges and ranges[-1].end + 1 == n:
-            ranges[-1] = IpRange(ranges[-1].start, n, version)
+        if ends and ends[-1][1] + 1 == n:
+            ends[-1][1] = n
         else:
-            ranges.append(IpRange(n, n, version))
-    return ranges
+            ends.append([n, n])
+    return [IpRange(start, end, version) for start, end in ends]

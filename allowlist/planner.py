@@ -152,8 +152,9 @@ def desired_ranges(
     for app in apps:
         if app.pinned:
             stamps[(app.ipv4, app.ipv6 if ipv6 else ())].append(number[app.id])
-    members = [sorted(set(numbers)) for numbers in stamps.values()]
-    held = [tuple(ids[n] for n in numbers) for numbers in members]  # one tuple per stamp, shared by its ranges
+    # Most stamps hold one app (one number): sorting and a generator for each cost more than the rest.
+    members = [numbers if len(numbers) == 1 else sorted(set(numbers)) for numbers in stamps.values()]
+    held = [tuple(map(ids.__getitem__, numbers)) for numbers in members]  # one tuple per stamp, shared by its ranges
     owners: dict[int, list[int]] = defaultdict(list)  # address -> the stamps that hold it
     owners6: dict[int, list[int]] = defaultdict(list)
     for stamp, (v4, v6) in enumerate(stamps):
@@ -356,8 +357,9 @@ def incomplete_reasons(scope: Scope, target: TargetRef, discovery: Discovery, ap
             hit = any(not b.selector.subscriptions for b in blocks if b.selects_apps)
         elif len(parts) == 3:  # /subscriptions/ID
             hit = any(b.selector.covers_subscription(parts[2]) for b in blocks)
-        else:  # a resource group whose slots could not be listed
-            hit = any(a.id.lower().startswith(issue.scope.lower() + "/") for a in apps)
+        else:  # /subscriptions/ID/resourceGroups/NAME, whose sites could not be listed: none of them is known,
+            # so every block that may select an app there is hit
+            hit = any(b.selector.covers_group(parts[2], parts[4]) for b in blocks if b.selects_apps)
         if hit:
             reasons.append(f"{issue.scope}: {issue.message}")
     reasons += [

@@ -93,6 +93,9 @@ class Selector:
     def covers_subscription(self, subscription_id: str) -> bool:
         return not self.subscriptions or subscription_id.lower() in self.subscriptions
 
+    def covers_group(self, subscription_id: str, resource_group: str) -> bool:
+        return self.covers_subscription(subscription_id) and _any_glob(self.resource_groups, resource_group)
+
     def matches_site(self, app: AppEgress, by_name: bool = True) -> bool:
         """Everything but the slot rule, so slots are only listed for sites in scope. Cheapest tests first:
         most apps fail on their subscription. by_name=False: every test but the names'."""

@@ -135,7 +135,7 @@ def test_pipelines_get_one_line_per_phase_and_json_gets_none(cli_env: Emulator, 
         assert phase in result.err, result.err
     quiet = cli(capsys, "plan", "-t", SQL1, "-o", "json")
     assert "Listing apps" not in quiet.err and "Reading firewalls" not in quiet.err
-    assert result.err.count("Listing slots: 2/2") == 1
+    assert result.err.count("Reading sites and slots: 2/2") == 1
 
 
 @pytest.mark.parametrize("total_known", ["before the last step", "after the last step", "both"])
@@ -150,7 +150,7 @@ def test_a_phase_whose_total_comes_late_gets_one_line(total_known: str, capsys: 
     lines.step("resource groups", 1, 2 if total_known != "after the last step" else 0)
     if total_known != "before the last step":
         lines.step("resource groups", 0, 2)
-    assert capsys.readouterr().err.count("Listing slots: 2/2") == 1
+    assert capsys.readouterr().err.count("Reading sites and slots: 2/2") == 1
 
 
 def test_the_live_display_runs(capsys: Cap) -> None:

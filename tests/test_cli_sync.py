@@ -157,6 +157,25 @@ def test_403_on_one_subscription_means_no_deletes_and_a_non_zero_exit(
     assert all(method == "PUT" for method, _ in writes(cli_env))  # creates are safe and still happen
 
 
+def test_a_resource_group_whose_sites_cannot_be_listed_keeps_their_rules(
+    cli_env: Emulator, tmp_path: Path, capsys: Cap
+) -> None:
+    """The group's sites are then unknown (not merely its slots): every target its blocks may feed withholds
+    deletes, or its apps' rules would read as stale and go."""
+    config = write_config(tmp_path / "allowlist.toml", ALL_APPS)
+    assert cli(capsys, "apply", "--yes", "-c", str(config)).code == 0
+    before = rules(cli_env, SQL1)
+    assert "allowlist-20.0.0.1-20.0.0.3" in before  # web-a and web-b, both in rg-web
+    cli_env.faults.config = FaultConfig(
+        forbid=(f"/subscriptions/{SUB1}/resourceGroups/rg-web/providers/Microsoft.Web",)
+    )
+    cli_env.reset_log()
+    result = cli(capsys, "apply", "--yes", "-c", str(config))
+    assert result.code == 1 and "rg-web: sites could not be listed: 403 AuthorizationFailed" in result.out + result.err
+    assert "delete withheld" in result.out
+    assert rules(cli_env, SQL1) == before and writes(cli_env) == []
+
+
 def test_unpinned_app_in_scope_withholds_deletes(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
     site = next(s for s in cli_env.state.sites.values() if s.name == "func-c")
     site.possible_outbound_ip_addresses = ""

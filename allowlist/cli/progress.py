@@ -14,7 +14,7 @@ from allowlist.model import Progress
 
 LABELS = {
     "subscriptions": "Listing apps",
-    "resource groups": "Listing slots",
+    "resource groups": "Reading sites and slots",
     "firewalls": "Reading firewalls",
     "writes": "Writing rules",
 }
