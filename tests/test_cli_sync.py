@@ -157,6 +157,17 @@ def test_403_on_one_subscription_means_no_deletes_and_a_non_zero_exit(
     assert all(method == "PUT" for method, _ in writes(cli_env))  # creates are safe and still happen
 
 
+def test_a_group_spelt_two_ways_is_listed_once(cli_env: Emulator, tmp_path: Path, capsys: Cap) -> None:
+    """ARM can spell one resource group's name differently in the IDs of its resources."""
+    site = next(s for s in cli_env.state.sites.values() if s.name == "web-b")
+    site.overrides = {"id": site.id.replace("/resourceGroups/rg-web/", "/resourceGroups/RG-WEB/")}
+    config = write_config(tmp_path / "allowlist.toml", ALL_APPS)
+    names = [a["name"] for a in cli(capsys, "ips", "-c", str(config), "-o", "json").json()["apps"]]
+    assert names == ["func-c", "web-a", "web-a/staging", "web-b"]
+    lists = [r.path.split("/")[4].lower() for r in cli_env.requests if r.path.endswith("/Microsoft.Web/sites")]
+    assert sorted(lists) == ["rg-func", "rg-web", "rg-web"]  # rg-web: two pages of one list
+
+
 def test_a_resource_group_whose_sites_cannot_be_listed_keeps_their_rules(
     cli_env: Emulator, tmp_path: Path, capsys: Cap
 ) -> None:

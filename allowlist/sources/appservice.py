@@ -28,7 +28,9 @@ class _Listing:
     """What one paged list yielded, converted page by page: no raw payload outlives its page."""
 
     apps: list[tuple[AppEgress, Routing]] = field(default_factory=list)  # in scope, with their routing
-    groups: dict[tuple[str, str], bool] = field(default_factory=dict)  # groups holding sites in scope: slots?
+    # The resource groups holding sites in scope, by (subscription, lower-case name): ARM can spell one group's
+    # name two ways in one list. Each with its name as first seen, and whether any of its sites wants slots.
+    groups: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
     unreadable: int = 0  # items that name no site
     error: str | None = None
 
@@ -44,8 +46,9 @@ def _index(scope: Scope, out: _Listing, items: Iterable[Any]) -> None:
         site = _app(raw, found)
         slots = scope.wants_slots_of(site)
         if slots or scope.selects(site):
-            key = (site.subscription_id, site.resource_group)
-            out.groups[key] = out.groups.get(key, False) or slots
+            key = (site.subscription_id, site.resource_group.lower())
+            name, wanted = out.groups.get(key, (site.resource_group, False))
+            out.groups[key] = (name, wanted or slots)
 
 
 def _convert(scope: Scope, out: _Listing, items: Iterable[Any]) -> None:
@@ -94,9 +97,7 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
             graph = discover_graph(scope, clients, subscriptions, issues, progress)
             resolver = network_for(graph, clients, subscriptions)
             apps = resolve_egress(graph, scope, clients, pool, resolver)
-        apps.sort(key=lambda a: a.id.lower())
-        issues.sort(key=lambda i: (i.scope.lower(), i.message))
-        return Discovery(tuple(apps), tuple(issues))
+        return _discovery(apps, issues)
 
     # Each site's payload is read once. First one paged index per subscription (ARM's resource list, sites
     # only: ID, kind, location and tags, a few hundred bytes each), which names the resource groups holding
@@ -106,27 +107,31 @@ def discover(scope: Scope, clients: ArmClients, progress: Progress | None = None
         api = clients.api_version("resources")
         urls = [list_url(f"/subscriptions/{sub}/resources", api, **{"$filter": SITES_ONLY}) for sub in subscriptions]
         indexes = _read(clients, scope, urls, api, _index, lambda _: tick("subscriptions", 1, len(subscriptions)))
-        wanted = {g: slots for found in indexes for g, slots in found.groups.items()}
-        groups = sorted(wanted, key=lambda g: (g[0], g[1].lower()))
+        groups = sorted((sub, name, slots) for found in indexes for (sub, _), (name, slots) in found.groups.items())
         web = clients.api_version("web")
         urls = [
             list_url(f"/subscriptions/{sub}/resourceGroups/{quote(name)}/providers/Microsoft.Web/sites", web,
-                     **({"includeSlots": "true"} if wanted[(sub, name)] else {}))
-            for sub, name in groups
+                     **({"includeSlots": "true"} if slots else {}))
+            for sub, name, slots in groups
         ]  # fmt: skip
         each_group = lambda _: tick("resource groups", 1, len(groups))  # noqa: E731
         site_lists = _read(clients, scope, urls, web, _convert, each_group)
         platform: list[tuple[AppEgress, Routing]] = []
         for sub, found in zip(subscriptions, indexes, strict=True):  # assembled in a fixed order
             _note(issues, f"/subscriptions/{sub}", found, "")
-        for (sub, name), found in zip(groups, site_lists, strict=True):
+        for (sub, name, _), found in zip(groups, site_lists, strict=True):
             _note(issues, f"/subscriptions/{sub}/resourceGroups/{name}", found, "sites could not be listed: ")
             platform += found.apps
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             apps = resolve_egress(platform, scope, clients, pool)
-    apps.sort(key=lambda a: a.id.lower())
+    return _discovery(apps, issues)
+
+
+def _discovery(apps: list[AppEgress], issues: list[DiscoveryIssue]) -> Discovery:
+    """In a fixed order, each app once (a list that gave one twice, as ARM's paging can, counts it once)."""
+    unique = {a.id.lower(): a for a in apps}
     issues.sort(key=lambda i: (i.scope.lower(), i.message))
-    return Discovery(tuple(apps), tuple(issues))
+    return Discovery(tuple(unique[k] for k in sorted(unique)), tuple(issues))
 
 
 def _note(issues: list[DiscoveryIssue], where: str, found: _Listing, lead: str) -> None:
