@@ -36,6 +36,7 @@ CONCURRENCY = 8
 PAGE = 100
 SUBNETS = 60
 PLAN_RUNS = 3
+LEASE_WRITES = 2  # tag writes per target lease: offered, then released
 REFILL = 12.0  # seconds: ARM's read bucket refills at 25 per second (the emulator's default)
 
 
@@ -169,22 +170,28 @@ def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
         )
         graph_stats = emu.stats(reset=True)
         same = json.loads((tmp / "g.json").read_text())["targets"] == after["targets"]
-        writes_per_sub: dict[str, int] = {}
+        writes_per_sub: dict[str, int] = {}  # rule writes
+        leases_per_sub: dict[str, int] = {}  # targets with changes: each lease is offered, then released
         for t in after["targets"]:
             sub = t["id"].split("/")[2]
             writes_per_sub[sub] = writes_per_sub.get(sub, 0) + len(t["changes"])
+            leases_per_sub[sub] = leases_per_sub.get(sub, 0) + (1 if t["changes"] else 0)
         apply = run_cli(["apply", "--yes", "-c", str(packed), "-q"], env) if with_apply else None
         apply_stats = emu.stats(reset=True)
     finally:
         emu.stop()
     writes = sum(writes_per_sub.values())
-    bucket = max((max(0, w - 200) / 10 for w in writes_per_sub.values()), default=0.0)
+    # A subscription's bucket (200, then 10 a second) holds every write in it: its rule writes, and the two
+    # tag writes of each of its targets' leases (a lease keeps overlapping runs apart: it is not optional).
+    bucket = max((max(0, w + LEASE_WRITES * leases_per_sub[s] - 200) / 10 for s, w in writes_per_sub.items()),
+                 default=0.0)  # fmt: skip
+    rules_bucket = max((max(0, w - 200) / 10 for w in writes_per_sub.values()), default=0.0)
     write_floor = writes * (LATENCY_MS / 1000) / (CONCURRENCY * WRITES_PER_CONCURRENCY)  # every slot always busy
     return {
         "apps": len(after["apps"]), "spec": spec, "plan": plan, "plan_stats": plan_stats, "fit": fit,
         "minimum": minimum_requests(spec), "bound": critical_path(spec, minimum_requests(spec)),
         "servers": spec["servers"], "over_before": over, "over_after": still_over, "extra": extra,
-        "apply": apply, "apply_stats": apply_stats, "graph": graph, "graph_stats": graph_stats, "same": same, "writes": writes, "write_bound": max(bucket, write_floor),
+        "apply": apply, "apply_stats": apply_stats, "graph": graph, "graph_stats": graph_stats, "same": same, "writes": writes, "write_bound": max(bucket, write_floor), "rules_bound": max(rules_bucket, write_floor),
         "max_writes_per_sub": max(writes_per_sub.values(), default=0),
     }  # fmt: skip
 
@@ -233,15 +240,16 @@ def report(rows: list[dict[str, Any]]) -> str:
             f"| {r['apps']:,} | {g['wall']:.2f} s | {g['cpu']:.2f} s | {g['rss']:.0f} MB | {st['requests']:,} | {'yes' if r['same'] else 'NO'} |"
         )
     lines += ["", "**apply** (every rule new; writes paced per subscription)", "",
-              "| apps and slots | writes | most in one subscription | apply wall | write phase | write bound | phase / bound | first to last rule write | writes in flight then (mean) | apply client CPU | 429s | 429s / writes |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "| apps and slots | writes | most in one subscription | apply wall | write phase | write bound (rules and leases) | phase / bound | bound of rule writes alone | phase / that | first to last rule write | writes in flight then (mean) | apply client CPU | 429s | 429s / writes |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in (r for r in rows if r["apply"] is not None):  # sizes run without --apply-up-to are left out
         a, st = r["apply"], r["apply_stats"]
         phase = max(0.0, a["wall"] - r["plan"]["wall"])
         ratio = phase / r["write_bound"] if r["write_bound"] else float("nan")
         lines.append(
             f"| {r['apps']:,} | {r['writes']:,} | {r['max_writes_per_sub']} | {a['wall']:.2f} s | {phase:.2f} s "
-            f"| {r['write_bound']:.2f} s | {ratio:.2f}x | {st['writes_span']:.2f} s | {st['writes_in_flight']:.1f} "
+            f"| {r['write_bound']:.2f} s | {ratio:.2f}x | {r['rules_bound']:.2f} s | {phase / r['rules_bound']:.2f}x "
+            f"| {st['writes_span']:.2f} s | {st['writes_in_flight']:.1f} "
             f"| {a['cpu']:.2f} s | {s429(st)} | {100 * s429(st) / max(1, r['writes']):.1f}% |"
         )
     lines += ["", "**rule limit** (128 per server)", "", "| apps and slots | servers | over the limit | with compress | extra addresses opened |",

@@ -1,8 +1,9 @@
 """App Service discovery: one paged site index per subscription (ARM's resource list), then one site list
 per resource group holding sites in scope, with includeSlots where their deployment slots are wanted.
 
-Reads run concurrently with a bound. A subscription or slot list that fails becomes a DiscoveryIssue
-(the planner then withholds deletes for every target it feeds) instead of silently shrinking the set.
+Reads run concurrently with a bound. A subscription's index or a group's site list that fails becomes a
+DiscoveryIssue (the planner then withholds deletes for every target it may feed) instead of silently
+shrinking the set.
 """
 
 from __future__ import annotations
