@@ -381,6 +381,8 @@ class Emulator:
         # from the first PUT or DELETE read to the last one answered: an apply's writing, apart from its
         # plan and its leases (which PATCH tags).
         writes_span, writes_in_flight = _in_flight([r for r in logged if r.method in ("PUT", "DELETE")])
+        # Every write, leases' tag PATCHes included: an apply's write phase as the service sees it.
+        all_writes_span = _in_flight([r for r in logged if r.method not in ("GET", "HEAD")])[0]
         return {
             "requests": len(logged),
             "by_status": by_status,
@@ -389,6 +391,7 @@ class Emulator:
             "mean_in_flight": _in_flight(logged)[1],
             "mean_ms": round(1000 * sum(r.duration for r in logged) / len(logged), 2) if logged else 0.0,
             "writes_span": writes_span,
+            "all_writes_span": all_writes_span,
             "writes_in_flight": writes_in_flight,
         }
 
