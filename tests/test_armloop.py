@@ -333,3 +333,23 @@ def test_a_read_in_flight_keeps_the_loop_open_after_its_opener_leaves(emulator: 
     reader.join(timeout=10)  # its opener left: it must still finish (a daemon, so a hang fails, not stalls)
     assert [f["name"] for f in found] == ["sql-one"]
     assert loop_threads() == []  # and the loop closed with its last user
+
+
+def test_the_busiest_subscriptions_are_started_first_in_each_round() -> None:
+    """The busiest subscription's bucket sets how long an apply takes: its targets never wait behind others."""
+    from allowlist.apply import interleave
+    from allowlist.model import IpRange
+    from allowlist.planner import Change, TargetPlan
+    from allowlist.targets.registry import parse_target
+
+    def target(sub: str, name: str, writes: int) -> TargetPlan:
+        ref = parse_target(f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Sql/servers/{name}")
+        change = Change("create", "x", IpRange.parse("20.0.0.1"))
+        return TargetPlan(target=ref, rule_limit=128, fingerprint="", changes=(change,) * writes)
+
+    a, b, c = "a" * 8 + SUB1[8:], "b" * 8 + SUB1[8:], "c" * 8 + SUB1[8:]
+    work = [target(a, "a1", 5), target(a, "a2", 1), target(b, "b1", 3), target(b, "b2", 4), target(b, "b3", 3),
+            target(c, "c1", 2)]  # fmt: skip
+    order = [t.target.name for t in interleave(work)]
+    # b has 10 writes, a 6, c 2: rounds of one target per subscription, busiest subscription and target first
+    assert order == ["b2", "a1", "c1", "b1", "a2", "b3"]
