@@ -143,11 +143,12 @@ def test_several_subscriptions_and_targets(cli_env: Emulator, tmp_path: Path, ca
     assert result.json()["result"]["summary"] == {"create": 6, "delete": 0}
 
 
+@pytest.mark.parametrize("denied", ["resources", "providers/Microsoft.Web"])  # the site index, or sites anywhere
 def test_403_on_one_subscription_means_no_deletes_and_a_non_zero_exit(
-    cli_env: Emulator, tmp_path: Path, capsys: Cap
+    cli_env: Emulator, tmp_path: Path, capsys: Cap, denied: str
 ) -> None:
     server(cli_env).rules["allowlist-5.5.5.5"] = FirewallRule("allowlist-5.5.5.5", "5.5.5.5", "5.5.5.5")
-    cli_env.faults.config = FaultConfig(forbid=(f"/subscriptions/{SUB2}/resources",))
+    cli_env.faults.config = FaultConfig(forbid=(f"/subscriptions/{SUB2}/{denied}",))
     config = write_config(tmp_path / "allowlist.toml", [{"name": "all", "targets": [SQL1]}])
     result = cli(capsys, "apply", "--yes", "-c", str(config))
     assert result.code == 1

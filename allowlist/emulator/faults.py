@@ -36,7 +36,8 @@ class FaultConfig:
     throttle: bool = True  # ARM throttles always; switch off to measure without it
     reads: Bucket = Bucket(250, 25.0)  # per subscription, as ARM documents
     writes: Bucket = Bucket(200, 10.0)
-    forbid: tuple[str, ...] = ()  # scopes (ID prefixes) answered 403 AuthorizationFailed
+    # scopes (ID prefixes) answered 403 AuthorizationFailed; /subscriptions/S/providers/NS covers NS in S's groups
+    forbid: tuple[str, ...] = ()
     seed: int = 0
 
     @classmethod
@@ -178,7 +179,7 @@ class Faults:
 
     def forbidden(self, path: str, action: str) -> None:
         for scope in self.config.forbid:
-            if path.lower().startswith(scope.lower().rstrip("/")):
+            if _within(path.lower(), scope.lower().rstrip("/")):
                 raise ArmError(
                     403,
                     "AuthorizationFailed",
@@ -198,3 +199,17 @@ class Faults:
     def server_error(self, method: str, path: str) -> None:
         if self.config.error_rate > 0 and self._roll("error|" + method, path) < self.config.error_rate:
             raise ArmError(500, "InternalServerError", "An internal server error occurred. Please retry.")
+
+
+def _within(path: str, scope: str) -> bool:
+    """Whether a request falls in a forbidden scope. As role assignments inherit, a provider denied across a
+    subscription (`/subscriptions/S/providers/Microsoft.Web`) is denied in each of its resource groups too."""
+    if path.startswith(scope):
+        return True
+    parts = scope.split("/")
+    if len(parts) >= 5 and parts[1] == "subscriptions" and parts[3] == "providers":
+        inside, denied = path.split("/"), "/".join(parts[3:])
+        rest = "/".join(inside[5:])
+        return (len(inside) > 5 and inside[1:3] == parts[1:3] and inside[3] == "resourcegroups"
+                and (rest == denied or rest.startswith(denied + "/")))  # fmt: skip
+    return False

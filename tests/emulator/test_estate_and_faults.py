@@ -137,3 +137,16 @@ def test_stats_give_the_span_of_the_rule_writes_apart_from_the_reads_and_leases(
     writes = [r for r in requests if r.method in ("PUT", "DELETE")]
     assert _in_flight(writes) == (2.0, 1.5)  # 3 seconds served over 2.0: 1.5 at once
     assert _in_flight([]) == (0.0, 0.0)
+
+
+def test_a_provider_denied_across_a_subscription_is_denied_in_its_groups() -> None:
+    from allowlist.emulator.faults import _within
+
+    denied = "/subscriptions/s1/providers/microsoft.web"
+    assert _within("/subscriptions/s1/providers/microsoft.web/sites", denied)
+    assert _within("/subscriptions/s1/resourcegroups/rg/providers/microsoft.web/sites", denied)
+    assert _within("/subscriptions/s1/resourcegroups/rg/providers/microsoft.web/sites/a/slots", denied)
+    assert not _within("/subscriptions/s1/resourcegroups/rg/providers/microsoft.webx/sites", denied)
+    assert not _within("/subscriptions/s2/resourcegroups/rg/providers/microsoft.web/sites", denied)
+    assert not _within("/subscriptions/s1/resourcegroups/rg/providers/microsoft.sql/servers", denied)
+    assert not _within("/subscriptions/s1/resources", denied)
