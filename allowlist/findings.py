@@ -12,7 +12,7 @@ from enum import StrEnum
 class Kind(StrEnum):
     # The run could not see everything: it does what is safe (no deletes) and ends non-zero.
     READ_FAILURE = "read-failure"  # the target's firewall could not be read
-    INCOMPLETE = "incomplete-discovery"  # a subscription, a slot list or an app's egress is unknown
+    INCOMPLETE = "incomplete-discovery"  # a subscription, a group's site list or an app's egress is unknown
     LEASE_HELD = "lease-held"  # another run is writing this target
     # The plan must not be applied as it is.
     RULE_LIMIT = "rule-limit"

@@ -1,6 +1,6 @@
 """Discovery through Azure Resource Graph: every site and slot of every subscription in scope in a few
 paged queries (1,000 rows a page), and the network egress resolution needs in a few more, instead of
-one list per subscription and one slot list per resource group.
+a site index per subscription and a site list per resource group.
 
 Freshness: Resource Graph is an index that can trail ARM by seconds to minutes after a change (a tier
 change, a new slot). Firewalls are always read live, and `apply FILE` re-derives a saved plan from the
