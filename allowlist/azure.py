@@ -198,12 +198,9 @@ class ArmClients:
         holds it: plan holds it while it reads, so GETs go through it; apply for its write phase, so every
         target's writes share it. `limit`: writes in flight from all callers together, set by the caller
         that opens it."""
-        with _IMPORTS:  # azure-core first, one thread at a time (see RUNTIME_MODULES)
-            for needed in RUNTIME_MODULES:
-                importlib.import_module(needed)
-            from allowlist.armloop import ArmLoop
+        armloop = _import_runtime("allowlist.armloop")  # azure-core first, one thread at a time
         credential = self.credential
-        with self._held(lambda: ArmLoop(self.settings, credential, self.pacer, limit)) as loop:
+        with self._held(lambda: armloop.ArmLoop(self.settings, credential, self.pacer, limit)) as loop:
             assert loop is not None
             yield loop
 
@@ -239,9 +236,7 @@ class ArmClients:
         client = self._raw
         if client is not None:
             return client
-        with _IMPORTS:
-            for needed in RUNTIME_MODULES:
-                importlib.import_module(needed)
+        _import_runtime()
         from azure.core import PipelineClient
         from azure.core.pipeline import policies
         from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
@@ -324,10 +319,7 @@ class ArmClients:
         if client is not None:
             return client
         module, name = client_spec(service)
-        with _IMPORTS:
-            cls = getattr(importlib.import_module(module), name)
-            for needed in RUNTIME_MODULES:  # nothing left to import later
-                importlib.import_module(needed)
+        cls = getattr(_import_runtime(module), name)
         args = (self.credential,) if service in TENANT_CLIENTS else (self.credential, subscription_id)
         made = cls(*args, **self._options())
         with self._lock:
@@ -353,6 +345,14 @@ _IMPORTS = threading.Lock()
 # azure.core while another imports the rest can deadlock on their module locks (seen: `audit`).
 RUNTIME_MODULES = ("azure.core", "azure.core.rest", "azure.core.exceptions", "azure.core.pipeline.policies",
                    "azure.mgmt.core.exceptions", "azure.mgmt.core.policies")  # fmt: skip
+
+
+def _import_runtime(module: str = "") -> Any:
+    """RUNTIME_MODULES, then `module` (when given, it is returned), one thread at a time."""
+    with _IMPORTS:
+        for needed in RUNTIME_MODULES:
+            importlib.import_module(needed)
+        return importlib.import_module(module) if module else None
 
 
 def client_spec(service: str) -> tuple[str, str]:

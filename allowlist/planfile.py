@@ -37,28 +37,12 @@ def _range(r: IpRange) -> dict[str, str]:
 APPS_PER_CHANGE = 20  # a rule on a central server can be needed by thousands of apps: name the first ones
 
 
-def _change(c: Change, modes: _Modes | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"action": c.action, "name": c.name, "start": c.range.first, "end": c.range.last,
+def _change(c: Change, modes: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": c.action, "name": c.name, **_range(c.range),
                            "apps": list(c.apps[:APPS_PER_CHANGE]), "app_count": len(c.apps)}  # fmt: skip
     if modes is not None and c.apps:  # which egress made each app need it: platform, nat-gateway, ...
-        out["egress"] = modes.of(c.apps)
+        out["egress"] = _egress(c.apps, modes)
     return out
-
-
-class _Modes:
-    """Each app's egress mode, and the modes of each list of apps a change serves. Ranges of one stamp, and
-    targets fed by the same apps, share one tuple of apps: its modes are gathered once."""
-
-    def __init__(self, mode: dict[str, str]) -> None:
-        self.mode = mode  # app ID -> its egress mode
-        # id(apps) -> (apps, its modes): holding apps keeps its id from being reused while this lives
-        self._seen: dict[int, tuple[tuple[str, ...], list[str]]] = {}
-
-    def of(self, apps: tuple[str, ...]) -> list[str]:
-        seen = self._seen.get(id(apps))
-        if seen is None:
-            seen = self._seen[id(apps)] = (apps, _egress(apps, self.mode))
-        return list(seen[1])
 
 
 def _egress(apps: tuple[str, ...], modes: dict[str, str]) -> list[str]:
@@ -128,7 +112,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
 def _body(plan: Plan, lazy: bool = False) -> dict[str, Any]:
     """Everything a saved plan holds except its digest. Lazy: targets and apps are made one at a time as
     they are written (at 10,000 apps, holding them all made a run's peak memory twice what it needs)."""
-    modes = _Modes({a.id: a.mode for a in plan.apps})
+    modes = {a.id: a.mode for a in plan.apps}
     data = {
         "format": FORMAT,
         "version": VERSION,
@@ -150,7 +134,7 @@ def _body(plan: Plan, lazy: bool = False) -> dict[str, Any]:
     return data if lazy else {k: list(v) if isinstance(v, Iterator) else v for k, v in data.items()}
 
 
-def _target(t: TargetPlan, modes: _Modes) -> dict[str, Any]:
+def _target(t: TargetPlan, modes: dict[str, str]) -> dict[str, Any]:
     return {
         "id": t.target.id,
         "kind": t.target.kind,

@@ -130,6 +130,11 @@ def minimum_requests(spec: dict[str, Any]) -> int:
     return 1 + subs * math.ceil(spec["apps"] / PAGE) + len(groups) + 2 * spec["servers"] + 3 * len(subnets)
 
 
+def bucket_bound(writes_per_sub: dict[str, int]) -> float:
+    """Seconds the busiest subscription's write bucket needs: ARM's 200 at once, then 10 a second."""
+    return max((max(0, w - 200) / 10 for w in writes_per_sub.values()), default=0.0)
+
+
 def critical_path(spec: dict[str, Any], requests_made: int) -> float:
     """The longest chain of requests that must follow one another, or all requests spread over the
     concurrency, whichever is longer (seconds)."""
@@ -185,9 +190,8 @@ def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
     writes = sum(writes_per_sub.values())
     # A subscription's bucket (200, then 10 a second) holds every write in it: its rule writes, and the two
     # tag writes of each of its targets' leases (a lease keeps overlapping runs apart: it is not optional).
-    bucket = max((max(0, w + LEASE_WRITES * leases_per_sub[s] - 200) / 10 for s, w in writes_per_sub.items()),
-                 default=0.0)  # fmt: skip
-    rules_bucket = max((max(0, w - 200) / 10 for w in writes_per_sub.values()), default=0.0)
+    bucket = bucket_bound({s: w + LEASE_WRITES * leases_per_sub[s] for s, w in writes_per_sub.items()})
+    rules_bucket = bucket_bound(writes_per_sub)
     write_floor = writes * (LATENCY_MS / 1000) / (CONCURRENCY * WRITES_PER_CONCURRENCY)  # every slot always busy
     return {
         "apps": len(after["apps"]), "spec": spec, "plan": plan, "plan_stats": plan_stats, "fit": fit,

@@ -45,8 +45,7 @@ def regular_install(where: Path) -> Path:
     packages = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     Path(packages, "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps",
-                    str(ROOT)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", str(ROOT)], check=True, capture_output=True)
     return where / "bin" / "allowlist"
 
 

@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import socket
 import ssl
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +15,7 @@ import pytest
 import trustme
 
 from allowlist.http11 import ConnectFailed, ConnectTimedOut, Http11Pool, ReadTimedOut, ResponseBroken
+from tests.sockets import accept_forever
 
 Script = Callable[[bytes], Iterable[bytes | None] | None]  # a request -> its writes back; None: close the connection
 
@@ -32,18 +32,10 @@ class ScriptedServer:
         ca.issue_cert("127.0.0.1").configure_cert(self.context)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+        accept_forever(self.sock, self._serve)
 
     def _serve(self, raw: socket.socket) -> None:
+        self.connections += 1
         try:
             conn = self.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):

@@ -17,7 +17,6 @@ from allowlist.naming import parse_rule_name, rule_name
 from allowlist.planfile import (
     _canonical_chunks,
     _change,
-    _Modes,
     canonical_json,
     load_plan,
     plan_to_data,
@@ -331,12 +330,12 @@ def test_names_the_service_refuses_block_the_plan() -> None:
 
 def test_each_change_names_the_egress_modes_that_need_it() -> None:
     rng = IpRange.parse("20.0.0.1")
-    modes = _Modes({"/a": "platform", "/b": "nat-gateway", "/c": "platform"})
+    modes = {"/a": "platform", "/b": "nat-gateway", "/c": "platform"}
     assert _change(Change("create", "n", rng, apps=("/a", "/c")), modes)["egress"] == ["platform"]
     mixed = Change("create", "n", rng, apps=("/c", "static:office", "/b", "/gone", "/a"))
     assert _change(mixed, modes)["egress"] == ["nat-gateway", "platform", "static", "unknown"]
     assert "egress" not in _change(Change("delete", "n", rng), modes)
-    # Changes sharing one tuple of apps (ranges of one stamp) share the work, never the list
+    # Changes sharing one tuple of apps (ranges of one stamp) never share the list
     shared = ("/b", "/a")
     first = _change(Change("create", "x", rng, apps=shared), modes)["egress"]
     second = _change(Change("keep", "y", rng, apps=shared), modes)["egress"]

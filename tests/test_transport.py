@@ -8,7 +8,6 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from allowlist.emulator import Emulator
 from allowlist.tls import tls_context
 from tests.cli_helpers import cli, write_config
 from tests.conftest import SQL1, SUB1, StaticCred
+from tests.sockets import accept_forever
 
 Cap = pytest.CaptureFixture[str]
 
@@ -32,15 +32,7 @@ class ConnectProxy:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
         self.tunnels: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+        accept_forever(self.server, self._tunnel)
 
     def _tunnel(self, client: socket.socket) -> None:
         head = b""

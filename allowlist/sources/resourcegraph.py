@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from allowlist.armerrors import describe, raise_if_fatal
-from allowlist.azure import ArmClients, list_url
+from allowlist.azure import ArmClients, json_answer, list_url
 from allowlist.model import AppEgress, DiscoveryIssue, Progress
 from allowlist.scope import Scope
 from allowlist.sources.egress import Routing
@@ -45,7 +43,7 @@ def query(clients: ArmClients, kql: str, subscriptions: Sequence[str]) -> Iterat
         while True:
             options = {"$top": PAGE, "resultFormat": "objectArray", **({"$skipToken": token} if token else {})}
             request = {"query": kql, "options": options, **({"subscriptions": batch} if batch else {})}
-            page = orjson.loads(clients.send("POST", url, request).content)
+            page = json_answer(clients.send("POST", url, request))
             data = page.get("data") if isinstance(page, dict) else None
             if not isinstance(data, list):
                 raise ValueError(f"a Resource Graph answer holds no list of rows (data is {type(data).__name__})")
