@@ -12,6 +12,7 @@ same inputs always give the same rules and a small change moves only the merges 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import ipaddress
 from collections.abc import Callable, Sequence
@@ -30,7 +31,8 @@ RESERVED = tuple(
         "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
     )
 )  # fmt: skip
-_RESERVED_SPANS = tuple((int(n.network_address), int(n.broadcast_address)) for n in RESERVED)
+_RESERVED_SPANS = tuple(sorted((int(n.network_address), int(n.broadcast_address)) for n in RESERVED))
+_RESERVED_STARTS = [lo for lo, _ in _RESERVED_SPANS]
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ def _closable(left: IpRange, right: IpRange, max_gap: int) -> bool:
     gap_start, gap_end = left.end + 1, right.start - 1
     if gap_end - gap_start + 1 > max_gap:
         return False
-    return not any(gap_start <= hi and lo <= gap_end for lo, hi in _RESERVED_SPANS)
+    # The spans are sorted and disjoint: only the last one starting at or before the gap's end can reach it.
+    i = bisect.bisect_right(_RESERVED_STARTS, gap_end) - 1
+    return i < 0 or _RESERVED_SPANS[i][1] < gap_start
 
 
 def compress(
@@ -73,12 +77,11 @@ def compress(
     allow_wide: bool = False,
     cost: Callable[[IpRange], int] | None = None,
 ) -> Compressed | None:
-    """Merge sorted, disjoint IPv4 ranges until `cost` (rules or list entries, one per range by default)
-    fits `budget`; None when the caps leave no way to fit. O(n log n): each gap is looked at once, in
+    """Merge disjoint IPv4 ranges until `cost` (rules or list entries; None: one rule per range) fits
+    `budget`; None when the caps leave no way to fit. O(n log n): each gap is looked at once, in
     order of size, and a gap too wide to close now never becomes closable (merged rules only grow)."""
-    weigh = cost or (lambda r: 1)
-    items = sorted(ranges)
-    total = sum(weigh(r) for r in items)
+    items = sorted(ranges, key=lambda r: r.start)  # disjoint: by start alone, compared in C
+    total = len(items) if cost is None else sum(cost(r) for r in items)
     if total <= budget:
         return Compressed(tuple(items), ())
     # Union-find over the items; each group knows its first and last item.
@@ -102,16 +105,24 @@ def compress(
             return None
         _, _, i = heapq.heappop(gaps)
         left, right = root(i), root(i + 1)
-        merged = IpRange(items[first[left]].start, items[last[right]].end)
-        if not allow_wide and merged.size > WIDEST:
+        start, end = items[first[left]].start, items[last[right]].end
+        if not allow_wide and end - start + 1 > WIDEST:
             continue
-        total += weigh(merged) - weigh(extent(left)) - weigh(extent(right))
+        if cost is None:  # one rule each: two become one
+            total -= 1
+        else:
+            total += cost(IpRange(start, end)) - cost(extent(left)) - cost(extent(right))
         parent[right] = left
         last[left] = last[right]
     groups: dict[int, list[IpRange]] = {}
     for i, item in enumerate(items):
         groups.setdefault(root(i), []).append(item)
-    ordered = sorted(groups.values(), key=lambda g: g[0].start)
-    merged_ranges = tuple(IpRange(g[0].start, g[-1].end) for g in ordered)
-    merges = tuple(Merge(IpRange(g[0].start, g[-1].end), tuple(g)) for g in ordered if len(g) > 1)
-    return Compressed(merged_ranges, merges)
+    merged_ranges: list[IpRange] = []
+    merges: list[Merge] = []
+    for group in sorted(groups.values(), key=lambda g: g[0].start):
+        if len(group) == 1:
+            merged_ranges.append(group[0])
+        else:
+            merges.append(Merge(IpRange(group[0].start, group[-1].end), tuple(group)))
+            merged_ranges.append(merges[-1].range)
+    return Compressed(tuple(merged_ranges), tuple(merges))

@@ -91,15 +91,19 @@ def _simulate(
     current = [r.span for r in existing]
     creates = [w for w in writes if w.action != "delete"]
     deletes = [w for w in writes if w.action == "delete"]
-    # Creates that take over needed addresses from rules to be deleted go first: they free those deletes.
-    freeing = union(intersect(union(d.range.span for d in deletes), protected)) if deletes else []
-    creates.sort(key=lambda c: not intersect([c.range.span], freeing))
+    if deletes:  # creates that take over needed addresses from rules to be deleted go first: they free those deletes
+        freeing = union(intersect(union(d.range.span for d in deletes), protected))
+        if freeing:
+            creates.sort(key=lambda c: not intersect([c.range.span], freeing))
     order: list[W] = []
-    while creates or deletes:
-        if creates and len(current) + others < limit:
-            create = creates.pop(0)
-            current.append(create.range.span)
-            order.append(create)
+    taken = 0  # creates[:taken] are in the order
+    while taken < len(creates) or deletes:
+        if taken < len(creates) and len(current) + others < limit:
+            room = limit - others - len(current)  # every create that fits now goes in, in turn
+            batch = creates[taken : taken + room]
+            current += [c.range.span for c in batch]
+            order += batch
+            taken += len(batch)
             continue
         for i, delete in enumerate(deletes):
             rest = list(current)

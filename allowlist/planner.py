@@ -165,10 +165,11 @@ def desired_ranges(
     needed: dict[IpRange, tuple[str, ...]] = {}
     for version, found in ((4, owners), (6, owners6)):
         for rule_range in merge_numbers(found, version):
-            inside = {s for n in range(rule_range.start, rule_range.end + 1) for s in found[n]}
+            start, end = rule_range.start, rule_range.end
+            inside = found[start] if start == end else {s for n in range(start, end + 1) for s in found[n]}
             if len(inside) == 1:
-                needed[rule_range] = held[inside.pop()]
-            else:
+                needed[rule_range] = held[next(iter(inside))]
+            else:  # an address's stamps are distinct; a range's may repeat
                 needed[rule_range] = tuple(ids[n] for n in sorted({n for s in inside for n in members[s]}))
     return _with_static(needed, [(r, label) for r, label in static if ipv6 or r.version == 4])
 
@@ -310,7 +311,8 @@ def fit_under_limit(
     v6_cost = sum(cost(r) for r in desired if r.version == 6)
     if sum(cost(r) for r in v4) + v6_cost <= budget:
         return desired, (), ""
-    found = squeeze(v4, budget - v6_cost, settings.max_merge_gap, settings.allow_wide_ranges, cost)
+    found = squeeze(v4, budget - v6_cost, settings.max_merge_gap, settings.allow_wide_ranges,
+                    None if capabilities.named_ranges else cost)  # fmt: skip
     if found is None:
         return (
             desired,
@@ -323,13 +325,15 @@ def fit_under_limit(
     if not compress:
         return desired, (), f"; --compress (compress = true) would fit it by opening {found.extra} extra address(es)"
     merged: dict[IpRange, tuple[str, ...]] = {r: needed for r, needed in desired.items() if r.version == 6}
-    parts = sorted((r for r in desired if r.version == 4), key=_order)
-    starts = [r.start for r in parts]
+    starts = [r.start for r in v4]
     for rule_range in found.ranges:  # each merged rule holds a run of whole parts: find it by bisection
-        inside: set[str] = set()
         i = bisect.bisect_left(starts, rule_range.start)
-        while i < len(parts) and parts[i].end <= rule_range.end:
-            inside.update(desired[parts[i]])
+        if v4[i] == rule_range:  # a range no merge touched keeps its apps
+            merged[rule_range] = desired[rule_range]
+            continue
+        inside: set[str] = set()
+        while i < len(v4) and v4[i].end <= rule_range.end:
+            inside.update(desired[v4[i]])
             i += 1
         merged[rule_range] = tuple(sorted(inside, key=str.lower))
     return merged, found.merges, ""

@@ -20,9 +20,11 @@ WIDEST_PREFIX = 16  # ranges wider than a /16 need allow_wide_ranges
 WIDEST_PREFIX_V6 = 64  # and IPv6 ranges wider than a /64
 
 
+_WIDEST_SIZE = {4: 1 << (32 - WIDEST_PREFIX), 6: 1 << (128 - WIDEST_PREFIX_V6)}  # addresses, by IP version
+
+
 def too_wide(rule_range: IpRange) -> bool:
-    bits, widest = (32, WIDEST_PREFIX) if rule_range.version == 4 else (128, WIDEST_PREFIX_V6)
-    return rule_range.size > int(2 ** (bits - widest))
+    return rule_range.size > _WIDEST_SIZE[rule_range.version]
 
 
 def write_findings(

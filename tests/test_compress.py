@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from allowlist.compress import compress
+from allowlist.compress import RESERVED, _closable, compress
 from allowlist.emulator import Emulator
 from allowlist.model import IpRange
 from tests.cli_helpers import any_writes, cli, rules, write_config
@@ -82,6 +82,20 @@ def test_caps_gap_width_and_reserved_space() -> None:
     assert compress(wide, 1, max_gap=2**17, allow_wide=True) is not None
     around_private = [IpRange.parse("9.255.255.250"), IpRange.parse("10.0.0.5")]
     assert compress(around_private, 1, max_gap=1000) is None  # never opens 10.0.0.0/8
+
+
+def test_a_gap_touching_any_reserved_block_never_closes() -> None:
+    """Each block's edges, and random gaps, against the plain test over every block."""
+    spans = [(int(n.network_address), int(n.broadcast_address)) for n in RESERVED]
+    rng = random.Random(7)
+    gaps = [(lo + d, hi + e) for lo, hi in spans for d in (-2, -1, 0, 1) for e in (-1, 0, 1, 2)]
+    gaps += [(a, a + rng.randint(0, 512)) for a in (rng.randrange(2, 2**32 - 600) for _ in range(20_000))]
+    for start, end in gaps:
+        if start > end or start < 1 or end >= 2**32 - 1:
+            continue
+        touches = any(start <= hi and lo <= end for lo, hi in spans)
+        closable = _closable(IpRange(start - 1, start - 1), IpRange(end + 1, end + 1), 2**32)
+        assert closable is not touches, (IpRange(start, end), touches)
 
 
 # --- end to end: 140 non-contiguous addresses, a 128-rule SQL server ----------------------------------

@@ -7,6 +7,7 @@ replaced whole; allowlist proves which entries it added with a ledger kept in th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,12 @@ from allowlist.model import ExistingRule, IpRange, TargetRef
 
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """A plan checks every rule name it writes: re.match would look its pattern up in re's cache each time."""
+    return re.compile(pattern)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ class Capabilities:
     service_endpoint: str = ""  # the VNet service endpoint that bypasses its IP rules, if it has one
 
     def valid_name(self, name: str) -> bool:
-        return re.match(self.name_pattern, name) is not None
+        return _compiled(self.name_pattern).match(name) is not None
 
 
 @dataclass(frozen=True)
