@@ -226,22 +226,23 @@ class Scope:
         """Which apps feed each target, in ID order, deciding each app's blocks once (never apps x targets)."""
         by_key = {a.id.lower(): a for a in apps}
         ordered = [by_key[k] for k in sorted(by_key)]  # an app is its position here from now on
-        per_block: list[list[int]] = [[] for _ in self.blocks]
-        # Blocks whose selectors differ only in their subscriptions (the candidates all cover the app's)
-        # decide alike: each distinct rest is asked once per app, not once per block.
-        rests = [replace(b.selector, subscriptions=()) for b in self.blocks]
-        distinct: dict[Selector, int] = {}
-        rest_of = [distinct.setdefault(r, len(distinct)) for r in rests]
+        in_subscription: dict[str, list[int]] = {}
         for n, app in enumerate(ordered):
-            decided: dict[int, bool] = {}
-            for i in self.candidate_blocks(app.subscription_id):
-                fits = decided.get(rest_of[i])
-                if fits is None:
-                    fits = decided[rest_of[i]] = rests[i].matches(app)
-                if fits:
-                    per_block[i].append(n)
+            in_subscription.setdefault(app.subscription_id, []).append(n)
+        # Blocks whose selectors differ only in their subscriptions (the candidates all cover the app's)
+        # decide alike: each distinct rest is asked once per app, and a subscription's apps that fit it go
+        # to each of its blocks' targets in one step, not app by app.
+        distinct: dict[Selector, int] = {}
+        rest_of = [distinct.setdefault(replace(b.selector, subscriptions=()), len(distinct)) for b in self.blocks]
+        rests = list(distinct)
+        fed = [dict.fromkeys(t.key for t in b.targets) for b in self.blocks]
         found: dict[str, set[int]] = {t.key: set() for t in self.targets}
-        for block, members in zip(self.blocks, per_block, strict=True):
-            for target in {t.key for t in block.targets}:
-                found[target].update(members)
+        for subscription, members in in_subscription.items():
+            fitting: dict[int, list[int]] = {}
+            for i in self.candidate_blocks(subscription):
+                rest = rest_of[i]
+                if rest not in fitting:
+                    fitting[rest] = [n for n in members if rests[rest].matches(ordered[n])]
+                for target in fed[i]:
+                    found[target].update(fitting[rest])
         return {key: [ordered[n] for n in sorted(members)] for key, members in found.items()}

@@ -15,6 +15,7 @@ from allowlist.findings import Kind
 from allowlist.model import Discovery, DiscoveryIssue, ExistingRule, IpRange
 from allowlist.naming import parse_rule_name, rule_name
 from allowlist.planfile import (
+    APPS_PER_CHANGE,
     _canonical_chunks,
     _change,
     canonical_json,
@@ -250,12 +251,24 @@ def test_saved_plans_round_trip(tmp_path: Path) -> None:
                      + f',"digest":"{data["digest"]}"}}\n').encode()  # fmt: skip
 
 
+def test_a_change_names_its_first_apps_and_counts_them_all(tmp_path: Path) -> None:
+    """A rule on a shared stamp serves many apps: the saved change names the first APPS_PER_CHANGE in ID
+    order (the file stays small at thousands of apps) and app_count says how many there are."""
+    scope = build_scope({"sync": [{"name": "one", "targets": [SQL1]}]})
+    apps = [app(f"web-{n:02d}", ipv4=("20.0.0.1",)) for n in reversed(range(APPS_PER_CHANGE + 3))]
+    path = tmp_path / "plan.json"
+    save_plan(build_plan(scope, discovery(apps), {TARGET.key: Firewall(())}), path)
+    (change,) = json.loads(path.read_text())["targets"][0]["changes"]
+    assert change["app_count"] == APPS_PER_CHANGE + 3
+    assert change["apps"] == sorted(a.id for a in apps)[:APPS_PER_CHANGE]
+
+
 @pytest.mark.parametrize(
     "value",
     [{}, [], {"b": [1, {"z": "é", "a": None}], "a": '"q"\n'}, {"x": [[], {}, [{"k": [1.5, True]}]], "é": "ü"}],
 )
 def test_canonical_json_in_pieces_is_byte_for_byte_the_whole(value: Any) -> None:
-    assert "".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert b"".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 AWKWARD = ["plain", "é", "a\x7fb", "\u2028", "tab\t", 'q"\\', "x\x00\x1f", "/", "\U0001f600", ""]
@@ -268,7 +281,7 @@ def test_targets_and_apps_written_by_the_fast_encoder_are_still_canonical(text: 
         "apps": [{"name": text, "tags": {text: text, "z": "1"}, "pinned": True}, {"k": [[], {}]}],
         "policy": {"max_delete_fraction": 1e16, "x": 0.25},
     }
-    assert "".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert b"".join(_canonical_chunks(value)) == json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 # --- Planning from capabilities alone: the planner knows no back end by name. ---
