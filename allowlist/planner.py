@@ -12,7 +12,7 @@ import bisect
 import hashlib
 import ipaddress
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -139,25 +139,35 @@ STATIC = "static:"  # how fixed addresses from a [[sync]] block appear among the
 
 
 def desired_ranges(
-    apps: Sequence[AppEgress], ipv6: bool = False, static: Sequence[tuple[IpRange, str]] = ()
+    apps: Sequence[AppEgress],
+    ipv6: bool = False,
+    static: Sequence[tuple[IpRange, str]] = (),
+    in_id_order: bool = False,
 ) -> dict[IpRange, tuple[str, ...]]:
     """The merged ranges the pinned apps need, each with the IDs of the apps inside it; IPv6 ranges too
-    when the back end holds IPv6 rules; and fixed ranges from config, each named `static:LABEL`."""
+    when the back end holds IPv6 rules; and fixed ranges from config, each named `static:LABEL`.
+    in_id_order: the apps come sorted by ID already (as apps_by_target hands them out), so are not sorted."""
     # Apps on one stamp share their addresses, so the work is done per stamp (each distinct address set),
     # however many apps hold it: at 10,000 apps a target's 450 apps sit on about 18 stamps. Apps are
     # numbered in ID order, so each range's apps come out sorted by sorting numbers.
-    ids = sorted((a.id for a in apps if a.pinned), key=str.lower)
-    number = {app_id: n for n, app_id in enumerate(ids)}
-    stamps: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = defaultdict(list)
-    for app in apps:
-        if app.pinned:
-            stamps[(app.ipv4, app.ipv6 if ipv6 else ())].append(number[app.id])
+    pinned = [a for a in apps if a.pinned]
+    if in_id_order:
+        ids = [a.id for a in pinned]
+        numbers: Iterable[int] = range(len(ids))
+    else:  # an app listed twice is one app
+        ids = sorted(dict.fromkeys(a.id for a in pinned), key=str.lower)
+        number = {app_id: n for n, app_id in enumerate(ids)}
+        numbers = [number[a.id] for a in pinned]
+    stamps: dict[Any, list[int]] = defaultdict(list)  # by IPv4 tuple, or (IPv4, IPv6) tuples with IPv6 rules
+    for n, app in zip(numbers, pinned, strict=True):
+        stamps[(app.ipv4, app.ipv6) if ipv6 else app.ipv4].append(n)
     # Most stamps hold one app (one number): sorting and a generator for each cost more than the rest.
     members = [numbers if len(numbers) == 1 else sorted(set(numbers)) for numbers in stamps.values()]
     held = [tuple(map(ids.__getitem__, numbers)) for numbers in members]  # one tuple per stamp, shared by its ranges
     owners: dict[int, list[int]] = defaultdict(list)  # address -> the stamps that hold it
     owners6: dict[int, list[int]] = defaultdict(list)
-    for stamp, (v4, v6) in enumerate(stamps):
+    for stamp, key in enumerate(stamps):
+        v4, v6 = key if ipv6 else (key, ())
         for n in _ipv4_numbers(v4):
             owners[n].append(stamp)
         for address in v6:
@@ -398,7 +408,7 @@ def build_plan(
         key = (tuple(map(id, apps)), capabilities.ipv6, tuple(static))
         desired = ranges_for.get(key)
         if desired is None:
-            desired = ranges_for[key] = desired_ranges(apps, capabilities.ipv6, static)
+            desired = ranges_for[key] = desired_ranges(apps, capabilities.ipv6, static, in_id_order=True)
         targets.append(
             plan_target(
                 target,
