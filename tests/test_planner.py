@@ -93,6 +93,9 @@ def test_desired_ranges_match_a_per_address_reckoning_on_apps_sharing_stamps(see
         got = desired_ranges(apps, ipv6)
         assert [(r, set(who)) for r, who in got.items()] == expected
         assert all(list(who) == sorted(who, key=str.lower) for who in got.values())
+        # Apps handed over in ID order, as apps_by_target gives them, are numbered as they come: same answer.
+        in_order = sorted(apps, key=lambda a: a.id.lower())
+        assert desired_ranges(in_order, ipv6, in_id_order=True) == got
 
 
 def test_first_sync_creates_and_leaves_other_rules_alone() -> None:
