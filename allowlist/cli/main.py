@@ -179,8 +179,9 @@ def _redact(text: str) -> str:
 def entry() -> None:
     # A run allocates millions of small objects (apps, ranges, rules, JSON pages) and frees few: at the
     # default gen-0 threshold (700) the collector ran about 600 times in a 10,000-app plan, 0.5 s of its
-    # CPU; at 10,000 it runs about 27 times, 0.15 s. Only the process's own command line sets this.
-    gc.set_threshold(10_000, 10, 10)
+    # CPU; at 10,000 it runs about 21 times, 70 ms, and with gen-1 every 50 of those, not 10, the two gen-1
+    # passes (another 60 ms) are skipped. Only the process's own command line sets this.
+    gc.set_threshold(10_000, 50, 10)
     _exit(run())
 
 
