@@ -153,13 +153,13 @@ def desired_ranges(
     pinned = [a for a in apps if a.pinned]
     if in_id_order:
         ids = [a.id for a in pinned]
-        numbers: Iterable[int] = range(len(ids))
+        position: Iterable[int] = range(len(ids))
     else:  # an app listed twice is one app
         ids = sorted(dict.fromkeys(a.id for a in pinned), key=str.lower)
         number = {app_id: n for n, app_id in enumerate(ids)}
-        numbers = [number[a.id] for a in pinned]
+        position = [number[a.id] for a in pinned]
     stamps: dict[Any, list[int]] = defaultdict(list)  # by IPv4 tuple, or (IPv4, IPv6) tuples with IPv6 rules
-    for n, app in zip(numbers, pinned, strict=True):
+    for n, app in zip(position, pinned, strict=True):
         stamps[(app.ipv4, app.ipv6) if ipv6 else app.ipv4].append(n)
     # Most stamps hold one app (one number): sorting and a generator for each cost more than the rest.
     members = [numbers if len(numbers) == 1 else sorted(set(numbers)) for numbers in stamps.values()]
