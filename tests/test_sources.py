@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from allowlist.sources.appservice import to_egress
+from allowlist.sources.appservice import routing_of, to_egress
+from allowlist.sources.egress import Routing
 from tests.conftest import SUB1
 
 ID = f"/subscriptions/{SUB1}/resourceGroups/rg/providers/Microsoft.Web/sites/app"
@@ -40,6 +41,13 @@ def test_every_form_of_route_all_is_seen_in_the_site_list() -> None:
         app = to_egress(payload(virtualNetworkSubnetId=subnet, **props), "possible")
         assert not app.pinned and because in app.reason, because  # no subnet lookup here: unknown, never guessed
     assert to_egress(payload(virtualNetworkSubnetId=subnet), "possible").pinned  # integration alone: platform
+
+
+def test_routing_fields_of_another_json_type_read_as_absent() -> None:
+    odd = {"outboundVnetRouting": "yes", "siteConfig": [True], "hostingEnvironmentProfile": 7,
+           "virtualNetworkSubnetId": 5, "sku": None, "vnetRouteAllEnabled": "true"}  # fmt: skip
+    assert routing_of(odd) == Routing()
+    assert routing_of({"hostingEnvironmentProfile": {"id": "/ase"}}).environment == "/ase"
 
 
 def test_flex_consumption_is_not_pinned_and_consumption_is_warned() -> None:

@@ -265,31 +265,33 @@ def _addresses(props: Mapping[str, Any], key: str) -> tuple[ParsedAddresses, str
     return parse_address_list(None), f"{key} is {_shape(value)}, not a list of addresses"
 
 
-def _flag(mapping: Any, key: str) -> bool:
-    return isinstance(mapping, Mapping) and mapping.get(key) is True
+_NOTHING: Mapping[str, Any] = {}
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    """The value if it is a JSON object, else an empty one (orjson's dicts skip the ABC check)."""
+    return value if type(value) is dict or isinstance(value, Mapping) else _NOTHING
 
 
 def routing_of(props: Mapping[str, Any]) -> Routing:
     """Read from the site list alone: no per-app call. Plain tests in the order of precedence: this runs
     once per app."""
-    routing, config = props.get("outboundVnetRouting"), props.get("siteConfig")
+    routing = _object(props.get("outboundVnetRouting"))
     because = None
-    if _flag(routing, "allTraffic"):
+    if routing.get("allTraffic") is True:
         because = "outboundVnetRouting.allTraffic"
-    elif _flag(routing, "applicationTraffic"):
+    elif routing.get("applicationTraffic") is True:
         because = "outboundVnetRouting.applicationTraffic"
     elif props.get("vnetRouteAllEnabled") is True:
         because = "vnetRouteAllEnabled"
-    elif _flag(config, "vnetRouteAllEnabled"):
+    elif _object(props.get("siteConfig")).get("vnetRouteAllEnabled") is True:
         because = "siteConfig.vnetRouteAllEnabled"
     elif props.get("publicNetworkAccess") == "SecuredByPerimeter":
         because = "publicNetworkAccess SecuredByPerimeter"
-    environment = props.get("hostingEnvironmentProfile")
-    subnet = _string(props.get("virtualNetworkSubnetId")) or None
     return Routing(
-        subnet=subnet,
+        subnet=_string(props.get("virtualNetworkSubnetId")) or None,
         route_all=because,
-        environment=_string(environment.get("id")) or None if isinstance(environment, Mapping) else None,
+        environment=_string(_object(props.get("hostingEnvironmentProfile")).get("id")) or None,
         sku=_string(props.get("sku")),
     )
 
