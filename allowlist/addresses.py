@@ -27,6 +27,9 @@ def parse_address_list(*texts: str | None) -> ParsedAddresses:
     return _parse(texts)
 
 
+EMPTY, REFUSED = -1, 0  # the version _address gives an empty item, and one it refuses
+
+
 @functools.lru_cache(maxsize=8192)
 def _parse(texts: tuple[str | None, ...]) -> ParsedAddresses:
     """Apps on one stamp return the same strings: each distinct list is parsed once. Its items go through
@@ -40,9 +43,6 @@ def _parse(texts: tuple[str | None, ...]) -> ParsedAddresses:
     v4 = tuple([text for version, _, text in ordered if version == 4])
     v6 = tuple([text for _, _, text in ordered[len(v4) :]])
     return ParsedAddresses(v4, v6, tuple(dict.fromkeys(rejected)))
-
-
-EMPTY, REFUSED = -1, 0  # the version _address gives an empty item, and one it refuses
 
 
 @functools.lru_cache(maxsize=65536)

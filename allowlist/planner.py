@@ -314,15 +314,17 @@ def fit_under_limit(
     """Merge IPv4 ranges by least exposure when they do not fit (with `compress`); otherwise say what
     `--compress` would cost. Returns the ranges to write, the merges, and a hint for the limit message."""
 
-    def cost(r: IpRange) -> int:
-        return 1 if capabilities.named_ranges else len(list_entries(r, capabilities))
+    # What one range costs of the limit: list entries where the back end keeps a list; None, one rule each.
+    per_range = None if capabilities.named_ranges else (lambda r: len(list_entries(r, capabilities)))
+
+    def cost(ranges: Sequence[IpRange]) -> int:
+        return len(ranges) if per_range is None else sum(map(per_range, ranges))
 
     v4 = sorted((r for r in desired if r.version == 4), key=_order)
-    v6_cost = sum(cost(r) for r in desired if r.version == 6)
-    if sum(cost(r) for r in v4) + v6_cost <= budget:
+    v6_cost = cost([r for r in desired if r.version == 6])
+    if cost(v4) + v6_cost <= budget:
         return desired, (), ""
-    found = squeeze(v4, budget - v6_cost, settings.max_merge_gap, settings.allow_wide_ranges,
-                    None if capabilities.named_ranges else cost)  # fmt: skip
+    found = squeeze(v4, budget - v6_cost, settings.max_merge_gap, settings.allow_wide_ranges, per_range)
     if found is None:
         return (
             desired,

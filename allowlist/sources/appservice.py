@@ -298,8 +298,7 @@ def routing_of(props: Mapping[str, Any]) -> Routing:
 
 def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource) -> tuple[AppEgress, Routing]:
     """The app with the addresses the platform lists for it, and how its traffic is routed."""
-    found = raw.get("properties")
-    props: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    props = _object(raw.get("properties"))
     key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
     v6_key = "possibleOutboundIpv6Addresses" if source == "possible" else "outboundIpv6Addresses"
     parsed, bad = _addresses(props, key)
