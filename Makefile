@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-scale bench-startup clean
+.PHONY: install demo test lint help bench bench-scale bench-startup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ lint: install
 	$(BIN)/ruff check allowlist tests bench
 	$(BIN)/ruff format --check allowlist tests bench
 	$(BIN)/mypy
+
+# after changing the top-level help (the app's text, COMMANDS, its options): saves what --help prints
+help: install
+	$(BIN)/python -c "from allowlist.cli import main, start; open(start.SAVED_HELP, 'w').write(main.top_level_help())"
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -1,3 +1,3 @@
-from allowlist.cli.main import entry
+from allowlist.cli.start import entry
 
 entry()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from allowlist.cli.main import COMMANDS as SUMMARIES
-from allowlist.cli.main import load_command
+from allowlist.cli.main import load_command, top_level_help
+from allowlist.cli.start import SAVED_HELP, SAVED_WIDTH, terminal_columns
 from allowlist.emulator import Emulator
 from allowlist.planfile import digest
 from tests.cli_helpers import cli, writes
@@ -47,7 +50,50 @@ def test_top_level_help_imports_no_command() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('allowlist.cli.') or m.split('.')[0] == 'azure'))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip().splitlines()[-1] == "['allowlist.cli.main', 'allowlist.cli.outcome']"
+    assert loaded.strip().splitlines()[-1] == "['allowlist.cli.main', 'allowlist.cli.outcome', 'allowlist.cli.start']"
+
+
+def test_the_saved_top_level_help_is_what_typer_prints(capsys: Cap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """help.txt stands in for typer on `allowlist --help`: it must be typer's text, byte for byte, at the
+    width it is printed at. After changing the app's help, COMMANDS or the top-level options: `make help`."""
+    monkeypatch.setenv("COLUMNS", str(SAVED_WIDTH))
+    assert cli(capsys, "--help").out == top_level_help() == Path(SAVED_HELP).read_text(), "run `make help`"
+    assert cli(capsys).err == top_level_help()
+
+
+def _start(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`allowlist ARGS` as a shell starts it, with the modules it imports listed on stderr."""
+    environ = {k: v for k, v in os.environ.items() if k != "_ALLOWLIST_COMPLETE"} | env
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "allowlist", *args], env=environ,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def _imports_typer(done: subprocess.CompletedProcess[str]) -> bool:
+    return any(line.rsplit("|", 1)[-1].strip() == "typer" for line in done.stderr.splitlines())
+
+
+def test_top_level_help_starts_without_typer_where_its_text_is_the_same() -> None:
+    saved = Path(SAVED_HELP).read_text()
+    for columns in ("80", "200"):
+        shown = _start("--help", COLUMNS=columns)
+        assert (shown.returncode, shown.stdout) == (0, saved) and not _imports_typer(shown)
+        bare = _start(COLUMNS=columns)
+        assert (bare.returncode, bare.stdout) == (1, "") and saved in bare.stderr and not _imports_typer(bare)
+
+
+def test_top_level_help_falls_back_to_typer_where_its_text_would_differ() -> None:
+    narrow = _start("--help", COLUMNS="60")
+    assert narrow.returncode == 0 and _imports_typer(narrow) and narrow.stdout != Path(SAVED_HELP).read_text()
+    assert narrow.stdout.startswith("Usage: allowlist") and max(map(len, narrow.stdout.splitlines())) <= 58
+    completing = _start("--help", COLUMNS="80", _ALLOWLIST_COMPLETE="bash_source")
+    assert _imports_typer(completing)
+    assert _imports_typer(_start("--version", COLUMNS="80")) and _imports_typer(_start("--help", "-x"))
+
+
+@pytest.mark.parametrize(("columns", "expected"), [("120", 120), ("79", 79), ("", 80), ("wide", 80), ("-3", 80)])
+def test_terminal_columns_reads_as_shutil_does(monkeypatch: pytest.MonkeyPatch, columns: str, expected: int) -> None:
+    monkeypatch.setenv("COLUMNS", columns)  # under pytest stdout is no terminal, so an unusable value means 80
+    assert terminal_columns() == expected == shutil.get_terminal_size().columns
 
 
 def test_version(capsys: Cap) -> None:
@@ -188,7 +234,7 @@ def test_the_command_line_collects_garbage_less_often() -> None:
         "import gc, sys\n"
         "from allowlist.cli import main\n"
         "main.run = lambda: print(gc.get_threshold()[0]) or 0\n"
-        "main.entry()\n"
+        "main.run_command()\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -202,7 +248,7 @@ def test_the_command_line_exits_with_its_code_its_output_flushed_and_its_exit_ha
         "from allowlist.cli import main\n"
         "atexit.register(lambda: sys.stdout.write('handler ran\\n'))\n"
         "main.run = lambda: (sys.stdout.write('x' * 1_000_000 + '\\n'), sys.stderr.write('note\\n'), 2)[2]\n"
-        "main.entry()\n"
+        "main.run_command()\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 2

@@ -7,19 +7,19 @@ write, a target another run holds); 2 changes pending (`plan --detailed-exitcode
 
 from __future__ import annotations
 
-import atexit
 import gc
 import importlib
 import os
 import sys
 from collections.abc import Iterator, MutableMapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from allowlist import __version__
 from allowlist.cli.outcome import EXIT_ERROR, EXIT_UNEXPECTED
+from allowlist.cli.start import SAVED_WIDTH, leave
 from allowlist.errors import TOKEN_ENV, AllowlistError
 
 DEBUG_ENV = "ALLOWLIST_DEBUG"
@@ -135,6 +135,12 @@ def main(
     """Keep database firewalls in step with the addresses Azure App Service apps really connect from."""
 
 
+def top_level_help() -> str:
+    """`allowlist --help` as typer prints it on a terminal SAVED_WIDTH or more wide (start.SAVED_HELP)."""
+    command = typer.main.get_command(app)
+    return typer.Context(command, info_name="allowlist", terminal_width=SAVED_WIDTH - 2).get_help() + "\n"
+
+
 def run(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
@@ -176,22 +182,10 @@ def _redact(text: str) -> str:
     return first.replace(token, "<redacted>") if token else first
 
 
-def entry() -> None:
+def run_command() -> NoReturn:
     # A run allocates millions of small objects (apps, ranges, rules, JSON pages) and frees few: at the
     # default gen-0 threshold (700) the collector ran about 600 times in a 10,000-app plan, 0.5 s of its
     # CPU; at 10,000 it runs about 21 times, 70 ms, and with gen-1 every 50 of those, not 10, the two gen-1
     # passes (another 60 ms) are skipped. Only the process's own command line sets this.
     gc.set_threshold(10_000, 50, 10)
-    _exit(run())
-
-
-def _exit(code: int) -> None:
-    """Exit as sys.exit would, without freeing the heap object by object first (about 0.2 s of CPU after a
-    10,000-app plan): the exit handlers run, the standard streams are flushed, the OS takes the rest."""
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (| head): what was written is all that can be
-            code = code or EXIT_ERROR
-    os._exit(code)
+    leave(run())
