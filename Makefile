@@ -22,9 +22,10 @@ lint: install
 	$(BIN)/ruff format --check allowlist tests bench
 	$(BIN)/mypy
 
-# after changing the top-level help (the app's text, COMMANDS, its options): saves what --help prints
+# after changing any help text (a command's docstring or options, COMMANDS, the app's text): saves what
+# each --help prints, which allowlist prints without importing typer
 help: install
-	$(BIN)/python -c "from allowlist.cli import main, start; open(start.SAVED_HELP, 'w').write(main.top_level_help())"
+	$(BIN)/python -c "from allowlist.cli.main import save_help; save_help()"
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -24,7 +24,7 @@ from results import byte_compile, publish
 
 BIN = Path(sys.executable).with_name("allowlist")
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = (["--help"], ["plan", "--help"], ["audit", "--help"])
+COMMANDS = (["--help"], ["plan", "--help"], ["audit", "--help"], ["--version"])  # --version: through typer
 HEAVY = ("azure", "pydantic", "rich", "requests", "jinja2")
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from allowlist.cli.main import COMMANDS as SUMMARIES
-from allowlist.cli.main import load_command, top_level_help
-from allowlist.cli.start import SAVED_HELP, SAVED_WIDTH, terminal_columns
+from allowlist.cli.main import load_command, rendered_help
+from allowlist.cli.start import SAVED_HELP, SAVED_WIDTH, TOP, terminal_columns
 from allowlist.emulator import Emulator
 from allowlist.planfile import digest
 from tests.cli_helpers import cli, writes
@@ -53,12 +53,19 @@ def test_top_level_help_imports_no_command() -> None:
     assert loaded.strip().splitlines()[-1] == "['allowlist.cli.main', 'allowlist.cli.outcome', 'allowlist.cli.start']"
 
 
-def test_the_saved_top_level_help_is_what_typer_prints(capsys: Cap, monkeypatch: pytest.MonkeyPatch) -> None:
-    """help.txt stands in for typer on `allowlist --help`: it must be typer's text, byte for byte, at the
-    width it is printed at. After changing the app's help, COMMANDS or the top-level options: `make help`."""
+def test_the_saved_help_is_what_typer_prints(capsys: Cap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """help/ stands in for typer on every --help: each text must be typer's, byte for byte, at the width it
+    is printed at. After changing a docstring, an option, COMMANDS or the app's text: `make help`."""
     monkeypatch.setenv("COLUMNS", str(SAVED_WIDTH))
-    assert cli(capsys, "--help").out == top_level_help() == Path(SAVED_HELP).read_text(), "run `make help`"
-    assert cli(capsys).err == top_level_help()
+    rendered = rendered_help()
+    assert sorted(rendered) == sorted([TOP, *SUMMARIES]) == sorted(p.stem for p in Path(SAVED_HELP).iterdir())
+    for name, text in rendered.items():
+        assert cli(capsys, *([] if name == TOP else [name]), "--help").out == text == _saved(name), "run `make help`"
+    assert cli(capsys).err == rendered[TOP]
+
+
+def _saved(name: str) -> str:
+    return Path(SAVED_HELP, f"{name}.txt").read_text()
 
 
 def _start(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -72,22 +79,34 @@ def _imports_typer(done: subprocess.CompletedProcess[str]) -> bool:
     return any(line.rsplit("|", 1)[-1].strip() == "typer" for line in done.stderr.splitlines())
 
 
-def test_top_level_help_starts_without_typer_where_its_text_is_the_same() -> None:
-    saved = Path(SAVED_HELP).read_text()
+def test_help_starts_without_typer_where_its_text_is_the_same() -> None:
     for columns in ("80", "200"):
         shown = _start("--help", COLUMNS=columns)
-        assert (shown.returncode, shown.stdout) == (0, saved) and not _imports_typer(shown)
+        assert (shown.returncode, shown.stdout) == (0, _saved(TOP)) and not _imports_typer(shown)
         bare = _start(COLUMNS=columns)
-        assert (bare.returncode, bare.stdout) == (1, "") and saved in bare.stderr and not _imports_typer(bare)
+        assert (bare.returncode, bare.stdout) == (1, "") and _saved(TOP) in bare.stderr and not _imports_typer(bare)
+    for name in ("plan", "emulator"):
+        shown = _start(name, "--help", COLUMNS="80")
+        assert (shown.returncode, shown.stdout) == (0, _saved(name)) and not _imports_typer(shown)
 
 
-def test_top_level_help_falls_back_to_typer_where_its_text_would_differ() -> None:
+def test_help_falls_back_to_typer_where_its_text_would_differ() -> None:
     narrow = _start("--help", COLUMNS="60")
-    assert narrow.returncode == 0 and _imports_typer(narrow) and narrow.stdout != Path(SAVED_HELP).read_text()
+    assert narrow.returncode == 0 and _imports_typer(narrow) and narrow.stdout != _saved(TOP)
     assert narrow.stdout.startswith("Usage: allowlist") and max(map(len, narrow.stdout.splitlines())) <= 58
-    completing = _start("--help", COLUMNS="80", _ALLOWLIST_COMPLETE="bash_source")
-    assert _imports_typer(completing)
+    narrow_plan = _start("plan", "--help", COLUMNS="60")
+    assert narrow_plan.stdout.startswith("Usage: allowlist plan") and narrow_plan.stdout != _saved("plan")
+    assert _imports_typer(_start("--help", COLUMNS="80", _ALLOWLIST_COMPLETE="bash_source"))
     assert _imports_typer(_start("--version", COLUMNS="80")) and _imports_typer(_start("--help", "-x"))
+    assert _imports_typer(_start("plan", "-q", "--help", COLUMNS="80"))
+
+
+def test_only_a_command_name_reads_saved_help() -> None:
+    """An unknown command, another spelling or a path is typer's to answer, never a file's."""
+    for name in ("nope", "PLAN", "../help/plan", "./plan"):
+        done = _start(name, "--help", COLUMNS="80")
+        assert done.returncode == 1 and done.stdout == "" and _imports_typer(done), name
+        assert done.stderr.splitlines()[-1].startswith("error: No such command"), name
 
 
 @pytest.mark.parametrize(("columns", "expected"), [("120", 120), ("79", 79), ("", 80), ("wide", 80), ("-3", 80)])

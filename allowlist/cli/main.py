@@ -19,7 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from allowlist import __version__
 from allowlist.cli.outcome import EXIT_ERROR, EXIT_UNEXPECTED
-from allowlist.cli.start import SAVED_WIDTH, leave
+from allowlist.cli.start import SAVED_HELP, SAVED_WIDTH, TOP, leave
 from allowlist.errors import TOKEN_ENV, AllowlistError
 
 DEBUG_ENV = "ALLOWLIST_DEBUG"
@@ -135,10 +135,24 @@ def main(
     """Keep database firewalls in step with the addresses Azure App Service apps really connect from."""
 
 
-def top_level_help() -> str:
-    """`allowlist --help` as typer prints it on a terminal SAVED_WIDTH or more wide (start.SAVED_HELP)."""
-    command = typer.main.get_command(app)
-    return typer.Context(command, info_name="allowlist", terminal_width=SAVED_WIDTH - 2).get_help() + "\n"
+def rendered_help() -> dict[str, str]:
+    """Every help text as typer prints it on a terminal SAVED_WIDTH or more wide, by command (start.TOP
+    for `allowlist --help`): what start.SAVED_HELP holds."""
+    top = typer.main.get_command(app)
+    parent = typer.Context(top, info_name=TOP, terminal_width=SAVED_WIDTH - 2)
+    texts = {TOP: parent.get_help() + "\n"}
+    for name in COMMANDS:
+        command = load_command(name)
+        texts[name] = typer.Context(command, info_name=name, parent=parent).get_help() + "\n"
+    return texts
+
+
+def save_help() -> None:
+    """`make help`: write rendered_help() to start.SAVED_HELP, after any change to a help text."""
+    os.makedirs(SAVED_HELP, exist_ok=True)
+    for name, text in rendered_help().items():
+        with open(os.path.join(SAVED_HELP, f"{name}.txt"), "w", encoding="utf-8") as out:
+            out.write(text)
 
 
 def run(argv: list[str] | None = None) -> int:

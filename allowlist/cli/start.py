@@ -1,10 +1,10 @@
 """The `allowlist` command's entry point, kept free of typer.
 
-Importing typer is about 55 ms, over half of a start. `allowlist --help` (and a bare `allowlist`) is asked
-most often and its text changes only with the code, so it is saved in help.txt as typer renders it at
-click's widest (78 columns, which click uses on any terminal 80 or more wide) and printed from there;
-everything else goes on to allowlist.cli.main. A test holds help.txt equal to what typer renders;
-`make help` writes it anew.
+Importing typer is about 55 ms, over half of a start. Help (`allowlist --help`, a bare `allowlist`,
+`allowlist COMMAND --help`) is asked most often and its text changes only with the code, so it is saved in
+help/ as typer renders it at click's widest (78 columns, which click uses on any terminal 80 or more wide)
+and printed from there; everything else goes on to allowlist.cli.main. A test holds each saved text equal
+to what typer renders; `make help` writes them anew.
 """
 
 from __future__ import annotations
@@ -19,19 +19,23 @@ TYPE_CHECKING = False  # mypy reads it as True; importing typing costs a start 5
 if TYPE_CHECKING:
     from typing import NoReturn
 
-SAVED_HELP = os.path.join(os.path.dirname(__file__), "help.txt")  # not pathlib: another 8 ms to import
+SAVED_HELP = os.path.join(os.path.dirname(__file__), "help")  # not pathlib: another 8 ms to import
+TOP = "allowlist"  # help/allowlist.txt is the top-level help; help/plan.txt is `allowlist plan --help`
 SAVED_WIDTH = 80  # click wraps help at min(columns, 80) - 2
 COMPLETION_ENV = "_ALLOWLIST_COMPLETE"  # shell completion asks through the environment: typer answers it
 
 
-def saved_help() -> str | None:
-    """The saved top-level help where typer would print the same text, else None."""
+def saved_help(command: str) -> str | None:
+    """The saved help of `command` (TOP, or one of allowlist's commands) where typer would print the same
+    text, else None."""
     if COMPLETION_ENV in os.environ or terminal_columns() < SAVED_WIDTH:
         return None
+    if not (command.isalpha() and command.islower()):  # a command's name: no path, no other spelling
+        return None
     try:
-        with open(SAVED_HELP, encoding="utf-8") as saved:
+        with open(os.path.join(SAVED_HELP, f"{command}.txt"), encoding="utf-8") as saved:
             return saved.read()
-    except OSError:  # an install without it still works, at typer's speed
+    except OSError:  # not a command (typer says so), or an install without it (typer's speed)
         return None
 
 
@@ -52,10 +56,13 @@ def terminal_columns() -> int:
 
 def entry() -> None:
     args = sys.argv[1:]
-    if args in (["--help"], []) and (text := saved_help()) is not None:
+    if args in ([], ["--help"]) and (text := saved_help(TOP)) is not None:
         # a bare `allowlist` is a usage error that shows the help: on stderr, exit 1, as typer has it
         (sys.stdout if args else sys.stderr).write(text)
         leave(EXIT_OK if args else EXIT_ERROR)
+    if len(args) == 2 and args[1] == "--help" and (text := saved_help(args[0])) is not None:
+        sys.stdout.write(text)
+        leave(EXIT_OK)
     from allowlist.cli.main import run_command
 
     run_command()
