@@ -103,7 +103,7 @@ def test_help_falls_back_to_typer_where_its_text_would_differ() -> None:
 
 def test_only_a_command_name_reads_saved_help() -> None:
     """An unknown command, another spelling or a path is typer's to answer, never a file's."""
-    for name in ("nope", "PLAN", "../help/plan", "./plan"):
+    for name in ("nope", "PLAN", "../help/plan", "./plan", "allowlist"):
         done = _start(name, "--help", COLUMNS="80")
         assert done.returncode == 1 and done.stdout == "" and _imports_typer(done), name
         assert done.stderr.splitlines()[-1].startswith("error: No such command"), name

@@ -60,7 +60,7 @@ def entry() -> None:
         # a bare `allowlist` is a usage error that shows the help: on stderr, exit 1, as typer has it
         (sys.stdout if args else sys.stderr).write(text)
         leave(EXIT_OK if args else EXIT_ERROR)
-    if len(args) == 2 and args[1] == "--help" and (text := saved_help(args[0])) is not None:
+    if len(args) == 2 and args[1] == "--help" and args[0] != TOP and (text := saved_help(args[0])) is not None:
         sys.stdout.write(text)
         leave(EXIT_OK)
     from allowlist.cli.main import run_command
