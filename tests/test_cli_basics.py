@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -107,6 +108,15 @@ def test_only_a_command_name_reads_saved_help() -> None:
         done = _start(name, "--help", COLUMNS="80")
         assert done.returncode == 1 and done.stdout == "" and _imports_typer(done), name
         assert done.stderr.splitlines()[-1].startswith("error: No such command"), name
+
+
+def test_a_closed_standard_stream_is_no_traceback() -> None:
+    """`allowlist --help >&-` (stdout closed before the start), as a shell runs it: typer writes nothing
+    and exits; so does the saved help, and leave() has nothing to flush."""
+    for args in (["--help"], ["plan", "--help"], ["--version"]):
+        command = " ".join([shlex.quote(sys.executable), "-m", "allowlist", *args, ">&-"])
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stderr) == (0, ""), args
 
 
 @pytest.mark.parametrize(("columns", "expected"), [("120", 120), ("79", 79), ("", 80), ("wide", 80), ("-3", 80)])

@@ -56,16 +56,24 @@ def terminal_columns() -> int:
 
 def entry() -> None:
     args = sys.argv[1:]
-    if args in ([], ["--help"]) and (text := saved_help(TOP)) is not None:
-        # a bare `allowlist` is a usage error that shows the help: on stderr, exit 1, as typer has it
-        (sys.stdout if args else sys.stderr).write(text)
+    # a bare `allowlist` is a usage error that shows the help: on stderr, exit 1, as typer has it
+    out = sys.stdout if args else sys.stderr
+    asked = help_asked(args)
+    if asked is not None and out is not None and (text := saved_help(asked)) is not None:
+        out.write(text)
         leave(EXIT_OK if args else EXIT_ERROR)
-    if len(args) == 2 and args[1] == "--help" and args[0] != TOP and (text := saved_help(args[0])) is not None:
-        sys.stdout.write(text)
-        leave(EXIT_OK)
     from allowlist.cli.main import run_command
 
     run_command()
+
+
+def help_asked(args: list[str]) -> str | None:
+    """Whose help a command line asks for alone (TOP or a command's name), else None."""
+    if args in ([], ["--help"]):
+        return TOP
+    if len(args) == 2 and args[1] == "--help" and args[0] != TOP:
+        return args[0]
+    return None
 
 
 def leave(code: int) -> NoReturn:
@@ -73,6 +81,8 @@ def leave(code: int) -> NoReturn:
     10,000-app plan): the exit handlers run, the standard streams are flushed, the OS takes the rest."""
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # closed before the start (`>&-`): nothing was written to it
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (| head): what was written is all that can be
