@@ -70,6 +70,11 @@ def _closable(left: IpRange, right: IpRange, max_gap: int) -> bool:
     return i < 0 or _RESERVED_SPANS[i][1] < gap_start
 
 
+def total_cost(ranges: Sequence[IpRange], cost: Callable[[IpRange], int] | None) -> int:
+    """What `ranges` take of a limit: `cost` of each (list entries), or one rule each when it is None."""
+    return len(ranges) if cost is None else sum(map(cost, ranges))
+
+
 def compress(
     ranges: Sequence[IpRange],
     budget: int,
@@ -81,7 +86,7 @@ def compress(
     `budget`; None when the caps leave no way to fit. O(n log n): each gap is looked at once, in
     order of size, and a gap too wide to close now never becomes closable (merged rules only grow)."""
     items = sorted(ranges, key=lambda r: r.start)  # disjoint: by start alone, compared in C
-    total = len(items) if cost is None else sum(cost(r) for r in items)
+    total = total_cost(items, cost)
     if total <= budget:
         return Compressed(tuple(items), ())
     # Union-find over the items; each group knows its first and last item.

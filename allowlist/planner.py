@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from allowlist.addresses import ipv4_number, merge_numbers
-from allowlist.compress import Merge
+from allowlist.compress import Merge, total_cost
 from allowlist.compress import compress as squeeze
 from allowlist.findings import Finding, Kind
 from allowlist.gate import FORCEABLE, REFUSING
@@ -316,13 +316,9 @@ def fit_under_limit(
 
     # What one range costs of the limit: list entries where the back end keeps a list; None, one rule each.
     per_range = None if capabilities.named_ranges else (lambda r: len(list_entries(r, capabilities)))
-
-    def cost(ranges: Sequence[IpRange]) -> int:
-        return len(ranges) if per_range is None else sum(map(per_range, ranges))
-
     v4 = sorted((r for r in desired if r.version == 4), key=_order)
-    v6_cost = cost([r for r in desired if r.version == 6])
-    if cost(v4) + v6_cost <= budget:
+    v6_cost = total_cost([r for r in desired if r.version == 6], per_range)
+    if total_cost(v4, per_range) + v6_cost <= budget:
         return desired, (), ""
     found = squeeze(v4, budget - v6_cost, settings.max_merge_gap, settings.allow_wide_ranges, per_range)
     if found is None:

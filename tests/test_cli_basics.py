@@ -14,7 +14,7 @@ import pytest
 
 from allowlist.cli.main import COMMANDS as SUMMARIES
 from allowlist.cli.main import load_command, rendered_help
-from allowlist.cli.start import SAVED_HELP, SAVED_WIDTH, TOP, terminal_columns
+from allowlist.cli.start import COMPLETION_ENV, SAVED_HELP, SAVED_WIDTH, TOP, terminal_columns
 from allowlist.emulator import Emulator
 from allowlist.planfile import digest
 from tests.cli_helpers import cli, writes
@@ -71,7 +71,7 @@ def _saved(name: str) -> str:
 
 def _start(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`allowlist ARGS` as a shell starts it, with the modules it imports listed on stderr."""
-    environ = {k: v for k, v in os.environ.items() if k != "_ALLOWLIST_COMPLETE"} | env
+    environ = {k: v for k, v in os.environ.items() if k != COMPLETION_ENV} | env
     return subprocess.run([sys.executable, "-X", "importtime", "-m", "allowlist", *args], env=environ,
                           capture_output=True, text=True, check=False)  # fmt: skip
 
@@ -97,7 +97,7 @@ def test_help_falls_back_to_typer_where_its_text_would_differ() -> None:
     assert narrow.stdout.startswith("Usage: allowlist") and max(map(len, narrow.stdout.splitlines())) <= 58
     narrow_plan = _start("plan", "--help", COLUMNS="60")
     assert narrow_plan.stdout.startswith("Usage: allowlist plan") and narrow_plan.stdout != _saved("plan")
-    assert _imports_typer(_start("--help", COLUMNS="80", _ALLOWLIST_COMPLETE="bash_source"))
+    assert _imports_typer(_start("--help", COLUMNS="80", **{COMPLETION_ENV: "bash_source"}))
     assert _imports_typer(_start("--version", COLUMNS="80")) and _imports_typer(_start("--help", "-x"))
     assert _imports_typer(_start("plan", "-q", "--help", COLUMNS="80"))
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 SAVED_HELP = os.path.join(os.path.dirname(__file__), "help")  # not pathlib: another 8 ms to import
 TOP = "allowlist"  # help/allowlist.txt is the top-level help; help/plan.txt is `allowlist plan --help`
 SAVED_WIDTH = 80  # click wraps help at min(columns, 80) - 2
-COMPLETION_ENV = "_ALLOWLIST_COMPLETE"  # shell completion asks through the environment: typer answers it
+COMPLETION_ENV = f"_{TOP.upper()}_COMPLETE"  # how typer's shell completion asks (_PROG_COMPLETE): typer answers
 
 
 def saved_help(command: str) -> str | None:
