@@ -42,6 +42,26 @@ def test_none_and_empty_mean_no_addresses() -> None:
     assert parse_address_list(None, "", " , ").ipv4 == ()
 
 
+def test_a_list_in_another_order_parses_the_same() -> None:
+    # Apps on one stamp list its addresses in any order: one parse serves them all, whatever came first.
+    first = parse_address_list("20.0.1.9, 20.0.1.2,2603:1020::1a,20.0.1.10")
+    again = parse_address_list("2603:1020::1a,20.0.1.10, 20.0.1.2,20.0.1.9,20.0.1.2")
+    assert first == again
+    assert first.ipv4 == ("20.0.1.2", "20.0.1.9", "20.0.1.10")
+    assert first.ipv6 == ("2603:1020::1a",)
+
+
+def test_rejects_keep_each_lists_own_order() -> None:
+    assert parse_address_list("20.0.2.1,nope,10.0.0.1").rejected == (
+        "nope: not an IP address",
+        "10.0.0.1: not a public address",
+    )
+    assert parse_address_list("10.0.0.1,20.0.2.1,nope").rejected == (
+        "10.0.0.1: not a public address",
+        "nope: not an IP address",
+    )
+
+
 def test_merge_contiguous_addresses() -> None:
     ranges = merge_ranges(["20.0.0.3", "20.0.0.1", "20.0.0.2", "20.0.0.5", "20.0.1.0", "20.0.0.255"])
     assert [str(r) for r in ranges] == ["20.0.0.1-20.0.0.3", "20.0.0.5", "20.0.0.255-20.0.1.0"]

@@ -197,9 +197,9 @@ def _redact(text: str) -> str:
 
 
 def run_command() -> NoReturn:
-    # A run allocates millions of small objects (apps, ranges, rules, JSON pages) and frees few: at the
-    # default gen-0 threshold (700) the collector ran about 600 times in a 10,000-app plan, 0.5 s of its
-    # CPU; at 10,000 it runs about 21 times, 70 ms, and with gen-1 every 50 of those, not 10, the two gen-1
-    # passes (another 60 ms) are skipped. Only the process's own command line sets this.
-    gc.set_threshold(10_000, 50, 10)
+    # A run allocates millions of small objects (apps, ranges, rules, JSON pages) and makes almost no
+    # cycles (a 10,000-app plan or apply leaves under 1,000 objects for the collector). At the default
+    # gen-0 threshold (700) it ran about 600 times in that plan, 0.5 s of its CPU; at 10,000, 40 times,
+    # 65 ms; at 200,000, 4 ms, at the same peak memory. Only the process's own command line sets this.
+    gc.set_threshold(200_000, 50, 10)
     leave(run())
