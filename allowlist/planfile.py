@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -41,10 +41,12 @@ APPS_PER_CHANGE = 5
 
 
 def _change(c: Change, modes: dict[str, str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"action": c.action, "name": c.name, **_range(c.range),
-                           "apps": list(c.apps[:APPS_PER_CHANGE]), "app_count": len(c.apps)}  # fmt: skip
-    if modes is not None and c.apps:  # which egress made each app need it: platform, nat-gateway, ...
-        out["egress"] = _egress(c.apps, modes)
+    # Written out, not merged from _range's dict: a fresh plan at 10,000 apps saves 27,000 of these.
+    apps, r = c.apps, c.range
+    out: dict[str, Any] = {"action": c.action, "name": c.name, "start": r.first, "end": r.last,
+                           "apps": list(apps[:APPS_PER_CHANGE]), "app_count": len(apps)}  # fmt: skip
+    if modes is not None and apps:  # which egress made each app need it: platform, nat-gateway, ...
+        out["egress"] = _egress(apps, modes)
     return out
 
 
@@ -53,7 +55,7 @@ def _egress(apps: tuple[str, ...], modes: dict[str, str]) -> list[str]:
     if None in found:  # fixed addresses from config, or an app this plan does not list
         found.discard(None)
         found |= {"static" if a.startswith(STATIC) else "unknown" for a in apps if a not in modes}
-    return sorted(m for m in found if m is not None)
+    return sorted(cast(set[str], found))  # None is gone
 
 
 def app_to_data(a: AppEgress) -> dict[str, Any]:

@@ -35,7 +35,7 @@ LATENCY_MS = 20.0
 CONCURRENCY = 8
 PAGE = 100
 SUBNETS = 60
-PLAN_RUNS = 3
+PLAN_RUNS = 3  # the default; --plan-runs sets it
 LEASE_WRITES = 2  # tag writes per target lease: offered, then released
 REFILL = 12.0  # seconds: ARM's read bucket refills at 25 per second (the emulator's default)
 
@@ -124,10 +124,10 @@ def minimum_requests(spec: dict[str, Any]) -> int:
 
     state = generate_estate(spec["subscriptions"], spec["apps"], servers=spec["servers"], subnets=SUBNETS,
                             nat_share=spec["nat"])  # fmt: skip
-    subs = spec["subscriptions"]
+    subs: int = spec["subscriptions"]
     groups = {(s.subscription_id, s.resource_group.lower()) for s in state.sites.values()}
     subnets = {s.virtual_network_subnet_id for s in state.sites.values() if s.virtual_network_subnet_id}
-    return 1 + subs * math.ceil(spec["apps"] / PAGE) + len(groups) + 2 * spec["servers"] + 3 * len(subnets)
+    return 1 + subs * math.ceil(int(spec["apps"]) / PAGE) + len(groups) + 2 * int(spec["servers"]) + 3 * len(subnets)
 
 
 def bucket_bound(writes_per_sub: dict[str, int]) -> float:
@@ -143,7 +143,7 @@ def critical_path(spec: dict[str, Any], requests_made: int) -> float:
     return max(chain, requests_made * latency / CONCURRENCY)
 
 
-def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
+def measure(apps: int, tmp: Path, with_apply: bool = True, plan_runs: int = PLAN_RUNS) -> dict[str, Any]:
     spec = estate_spec(apps)
     ca_dir = tmp / f"ca-{apps}"
     emu = EmulatorProcess(spec, ca_dir)
@@ -159,13 +159,13 @@ def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
         before = json.loads(out.read_text())
         over = sum(1 for t in before["targets"] for f in t["findings"] if f["kind"] == "rule-limit")
         runs = []
-        for _ in range(PLAN_RUNS):  # the median of each figure: one run on a shared 2-core box varies by 20%
+        for _ in range(plan_runs):  # the median of each figure: one run on a shared 2-core box varies by 20%
             time.sleep(REFILL)  # let the read buckets refill: back-to-back runs would meet throttling
             emu.stats(reset=True)
             runs.append(run_cli(["plan", "-c", str(packed), "-q", "--out", str(out)], env))
             plan_stats = emu.stats(reset=True)
-        plan = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "rss")}
-        plan |= {"code": max(r["code"] for r in runs), "err": runs[-1]["err"]}
+        plan: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "rss")}
+        plan |= {"code": max(r["code"] for r in runs), "err": runs[-1]["err"], "cpus": sorted(r["cpu"] for r in runs)}
         after = json.loads(out.read_text())
         still_over = sum(1 for t in after["targets"] for f in t["findings"] if f["kind"] == "rule-limit")
         extra = sum(t.get("extra_addresses", 0) for t in after["targets"])
@@ -202,7 +202,7 @@ def measure(apps: int, tmp: Path, with_apply: bool = True) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def report(rows: list[dict[str, Any]]) -> str:
+def report(rows: list[dict[str, Any]], plan_runs: int = PLAN_RUNS) -> str:
     def s429(stats: dict[str, Any]) -> int:
         return int(stats["by_status"].get("429", 0))
 
@@ -213,18 +213,20 @@ def report(rows: list[dict[str, Any]]) -> str:
         f"subscription, 10% with a slot, 10% route-all through {SUBNETS} NAT-gateway subnets; up to 300 SQL "
         f"servers, each fed by 1 to 8 subscriptions. Python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} cores; concurrency {CONCURRENCY}; allowlist's modules byte-compiled, as an install "
-        f"leaves them. plan: the median of {PLAN_RUNS} runs per size; the other rows one run.",
+        f"leaves them. plan: the median of {plan_runs} runs per size (CPU per app of the fastest and slowest run beside it); the other rows one run.",
         "",
         "**plan** (with `compress = true`)",
         "",
-        "| apps and slots | servers | wall | bound | wall / bound | client CPU | CPU per app | peak RSS | requests | minimum | ratio | 429s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| apps and slots | servers | wall | bound | wall / bound | client CPU | CPU per app | runs' range | peak RSS | requests | minimum | ratio | 429s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for r in rows:
         p, st = r["plan"], r["plan_stats"]
         lines.append(
             f"| {r['apps']:,} | {r['servers']} | {p['wall']:.2f} s | {r['bound']:.2f} s | {p['wall'] / r['bound']:.2f}x "
-            f"| {p['cpu']:.2f} s | {1000 * p['cpu'] / r['apps']:.3f} ms | {p['rss']:.0f} MB | {st['requests']:,} "
+            f"| {p['cpu']:.2f} s | {1000 * p['cpu'] / r['apps']:.3f} ms "
+            f"| {1000 * p['cpus'][0] / r['apps']:.3f} to {1000 * p['cpus'][-1] / r['apps']:.3f} ms "
+            f"| {p['rss']:.0f} MB | {st['requests']:,} "
             f"| {r['minimum']:,} | {st['requests'] / r['minimum']:.3f} | {s429(st)} |"
         )
     if len(rows) > 1:
@@ -272,18 +274,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000", help="apps per run, comma-separated")
     parser.add_argument("--record", type=Path, help="append the results to this Markdown file")
     parser.add_argument("--apply-up-to", type=int, default=None, help="apply only at sizes up to this many apps")
+    parser.add_argument("--plan-runs", type=int, default=PLAN_RUNS, help="plan runs per size (their median is shown)")
     args = parser.parse_args()
     byte_compile()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
-            row = measure(size, Path(tmp), args.apply_up_to is None or size <= args.apply_up_to)
+            row = measure(size, Path(tmp), args.apply_up_to is None or size <= args.apply_up_to, args.plan_runs)
             for key in ("fit", "plan", "apply"):
                 if row[key] is not None and row[key]["code"] not in (0, 1):
                     print(f"{key} at {size}: exit {row[key]['code']}: {row[key]['err']}", file=sys.stderr)
             rows.append(row)
             print(f"{size}: plan {row['plan']['wall']:.2f} s", file=sys.stderr)
-    publish(report(rows), args.record)
+    publish(report(rows, args.plan_runs), args.record)
 
 
 if __name__ == "__main__":
