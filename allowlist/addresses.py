@@ -40,7 +40,7 @@ def parse_address_list(*texts: str | None) -> ParsedAddresses:
 
 
 _PARSED: dict[frozenset[str], ParsedAddresses] = {}
-_PARSED_KEPT = 16384
+_PARSED_KEPT = 8192  # distinct address sets (stamps) kept; an estate has hundreds to a few thousand
 EMPTY, REFUSED = -1, 0  # the version _address gives an empty item, and one it refuses
 
 

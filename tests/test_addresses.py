@@ -62,6 +62,16 @@ def test_rejects_keep_each_lists_own_order() -> None:
     )
 
 
+def test_the_parse_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from allowlist import addresses
+
+    monkeypatch.setattr(addresses, "_PARSED", {})
+    monkeypatch.setattr(addresses, "_PARSED_KEPT", 4)
+    for n in range(10):
+        assert parse_address_list(f"20.0.3.{n},20.0.4.{n}").ipv4 == (f"20.0.3.{n}", f"20.0.4.{n}")
+        assert len(addresses._PARSED) <= 4
+
+
 def test_merge_contiguous_addresses() -> None:
     ranges = merge_ranges(["20.0.0.3", "20.0.0.1", "20.0.0.2", "20.0.0.5", "20.0.1.0", "20.0.0.255"])
     assert [str(r) for r in ranges] == ["20.0.0.1-20.0.0.3", "20.0.0.5", "20.0.0.255-20.0.1.0"]
