@@ -46,10 +46,12 @@ EMPTY, REFUSED = -1, 0  # the version _address gives an empty item, and one it r
 
 def _parse(items: list[str]) -> ParsedAddresses:
     """Its items go through the cached _address by map(), in C: a loop over them cost far more."""
-    ordered = sorted(set(map(_address, items)))  # empty, refused, IPv4, IPv6; each by number
+    found = list(map(_address, items))
+    ordered = sorted(set(found))  # empty, refused, IPv4, IPv6; each by number
     rejected: list[str] = []
     if ordered and ordered[0][0] <= REFUSED:
-        rejected = [f"{item.strip()}: {found[2]}" for item in items if (found := _address(item))[0] == REFUSED]
+        rejected = [f"{item.strip()}: {why}" for item, (version, _, why) in zip(items, found, strict=True)
+                    if version == REFUSED]  # fmt: skip
         ordered = [a for a in ordered if a[0] > REFUSED]
     v4 = tuple([text for version, _, text in ordered if version == 4])
     v6 = tuple([text for _, _, text in ordered[len(v4) :]])

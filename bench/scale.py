@@ -202,10 +202,11 @@ def measure(apps: int, tmp: Path, with_apply: bool = True, plan_runs: int = PLAN
     }  # fmt: skip
 
 
-def report(rows: list[dict[str, Any]], plan_runs: int = PLAN_RUNS) -> str:
+def report(rows: list[dict[str, Any]]) -> str:
     def s429(stats: dict[str, Any]) -> int:
         return int(stats["by_status"].get("429", 0))
 
+    plan_runs = len(rows[0]["plan"]["cpus"]) if rows else PLAN_RUNS
     lines = [
         f"### {time.strftime('%Y-%m-%d')} — scale: CLI and emulator as separate processes",
         "",
@@ -286,7 +287,7 @@ def main() -> None:
                     print(f"{key} at {size}: exit {row[key]['code']}: {row[key]['err']}", file=sys.stderr)
             rows.append(row)
             print(f"{size}: plan {row['plan']['wall']:.2f} s", file=sys.stderr)
-    publish(report(rows, args.plan_runs), args.record)
+    publish(report(rows), args.record)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from allowlist.addresses import ParsedAddresses, parse_address_list
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients, list_url
+from allowlist.jsonshape import json_object
 from allowlist.model import AppEgress, Discovery, DiscoveryIssue, Progress
 from allowlist.scope import AddressSource, Scope, Settings
 from allowlist.sources.egress import Routing, decide
@@ -265,18 +266,10 @@ def _addresses(props: Mapping[str, Any], key: str) -> tuple[ParsedAddresses, str
     return parse_address_list(None), f"{key} is {_shape(value)}, not a list of addresses"
 
 
-_NOTHING: Mapping[str, Any] = {}
-
-
-def _object(value: Any) -> Mapping[str, Any]:
-    """The value if it is a JSON object, else an empty one (orjson's dicts skip the ABC check)."""
-    return value if type(value) is dict or isinstance(value, Mapping) else _NOTHING
-
-
 def routing_of(props: Mapping[str, Any]) -> Routing:
     """Read from the site list alone: no per-app call. Plain tests in the order of precedence: this runs
     once per app."""
-    routing = _object(props.get("outboundVnetRouting"))
+    routing = json_object(props.get("outboundVnetRouting"))
     because = None
     if routing.get("allTraffic") is True:
         because = "outboundVnetRouting.allTraffic"
@@ -284,21 +277,21 @@ def routing_of(props: Mapping[str, Any]) -> Routing:
         because = "outboundVnetRouting.applicationTraffic"
     elif props.get("vnetRouteAllEnabled") is True:
         because = "vnetRouteAllEnabled"
-    elif _object(props.get("siteConfig")).get("vnetRouteAllEnabled") is True:
+    elif json_object(props.get("siteConfig")).get("vnetRouteAllEnabled") is True:
         because = "siteConfig.vnetRouteAllEnabled"
     elif props.get("publicNetworkAccess") == "SecuredByPerimeter":
         because = "publicNetworkAccess SecuredByPerimeter"
     return Routing(
         subnet=_string(props.get("virtualNetworkSubnetId")) or None,
         route_all=because,
-        environment=_string(_object(props.get("hostingEnvironmentProfile")).get("id")) or None,
+        environment=_string(json_object(props.get("hostingEnvironmentProfile")).get("id")) or None,
         sku=_string(props.get("sku")),
     )
 
 
 def with_addresses(app: AppEgress, raw: Mapping[str, Any], source: AddressSource) -> tuple[AppEgress, Routing]:
     """The app with the addresses the platform lists for it, and how its traffic is routed."""
-    props = _object(raw.get("properties"))
+    props = json_object(raw.get("properties"))
     key = "possibleOutboundIpAddresses" if source == "possible" else "outboundIpAddresses"
     v6_key = "possibleOutboundIpv6Addresses" if source == "possible" else "outboundIpv6Addresses"
     parsed, bad = _addresses(props, key)

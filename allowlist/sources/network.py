@@ -17,6 +17,7 @@ from typing import Any
 
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients
+from allowlist.jsonshape import json_object
 from allowlist.model import Egress
 
 NETWORK_API = "2024-05-01"
@@ -32,8 +33,7 @@ def _ref(value: Any) -> str | None:
 
 
 def _props(body: JSON) -> JSON:
-    props = body.get("properties")
-    return props if isinstance(props, Mapping) else {}
+    return json_object(body.get("properties"))
 
 
 def _done(value: Any) -> Future[Any]:

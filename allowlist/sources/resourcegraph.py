@@ -14,6 +14,7 @@ from typing import Any
 
 from allowlist.armerrors import describe, raise_if_fatal
 from allowlist.azure import ArmClients, json_answer, list_url
+from allowlist.jsonshape import json_object
 from allowlist.model import AppEgress, DiscoveryIssue, Progress
 from allowlist.scope import Scope
 from allowlist.sources.egress import Routing
@@ -86,8 +87,7 @@ def preload_network(resolver: NetworkResolver, clients: ArmClients, subscription
             kind = str(row.get("type", "")).lower()
             bodies.append(row)
             if kind == "microsoft.network/virtualnetworks":
-                props = row.get("properties")
-                subnets = props.get("subnets") if isinstance(props, Mapping) else None
+                subnets = json_object(row.get("properties")).get("subnets")
                 bodies += [s for s in subnets or [] if isinstance(s, Mapping) and isinstance(s.get("id"), str)]
             elif kind == "microsoft.network/azurefirewalls":
                 firewalls.setdefault(str(row.get("id", "")).split("/")[2].lower(), []).append(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from allowlist.jsonshape import json_object
 from allowlist.targets.addresslist import AddressList, get_with_etag
 from allowlist.targets.base import Backend, Capabilities, TargetWriteError
 
@@ -25,8 +26,7 @@ class CosmosAccount(AddressList):
         return get_with_etag(self._client().get, self.ref.resource_group, self.ref.name)
 
     def _items(self, account: Mapping[str, Any]) -> list[Any]:
-        props = account.get("properties")
-        items = props.get("ipRules") if isinstance(props, Mapping) else None
+        items = json_object(account.get("properties")).get("ipRules")
         return list(items) if isinstance(items, list) else []
 
     def _patch(self, account: Mapping[str, Any], entries: list[str], tags: dict[str, str], etag: str | None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from allowlist.jsonshape import json_object
 from allowlist.targets.addresslist import AddressList
 from allowlist.targets.base import Backend, Capabilities, TargetWriteError
 
@@ -28,9 +29,7 @@ class KeyVault(AddressList):
         return body, response.headers.get("ETag")
 
     def _acls(self, vault: Mapping[str, Any]) -> Mapping[str, Any]:
-        props = vault.get("properties")
-        acls = props.get("networkAcls") if isinstance(props, Mapping) else None
-        return acls if isinstance(acls, Mapping) else {}
+        return json_object(json_object(vault.get("properties")).get("networkAcls"))
 
     def _items(self, vault: Mapping[str, Any]) -> list[Any]:
         items = self._acls(vault).get("ipRules")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from allowlist.armerrors import describe, raise_if_fatal
+from allowlist.jsonshape import json_object
 from allowlist.model import TargetRef
 
 if TYPE_CHECKING:
@@ -78,9 +79,8 @@ class Lease:
 
     def last(self) -> tuple[str, float] | None:
         """The lease tag as it is: the run that last held it, and when it expires or was released."""
-        props = self._send("GET").get("properties")
-        tags = props.get("tags") if isinstance(props, Mapping) else None
-        return parse_lease(tags.get(lease_tag(self.prefix)) if isinstance(tags, Mapping) else None)
+        tags = json_object(self._send("GET").get("properties")).get("tags")
+        return parse_lease(json_object(tags).get(lease_tag(self.prefix)))
 
     def holder(self) -> tuple[str, float] | None:
         """Who holds the lease now, and until when; None when nobody holds a live one."""

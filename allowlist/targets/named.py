@@ -15,6 +15,7 @@ from allowlist.armerrors import describe
 if TYPE_CHECKING:
     from allowlist.azure import ArmClients
 
+from allowlist.jsonshape import json_object
 from allowlist.model import ExistingRule, IpRange, TargetRef
 from allowlist.targets.base import (
     Backend,
@@ -43,8 +44,7 @@ def is_limit_error(capabilities: Capabilities, code: str, message: str) -> bool:
 def rule_range(rule: Mapping[str, Any], version: int = 4) -> IpRange | None:
     """The range of a rule as ARM lists it, or None when it does not hold two addresses of that version
     in order."""
-    props = rule.get("properties")
-    props = props if isinstance(props, Mapping) else {}
+    props = json_object(rule.get("properties"))
     v4 = version == 4
     start, end = (
         props.get("startIpAddress" if v4 else "startIPv6Address"),

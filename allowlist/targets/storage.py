@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from allowlist.jsonshape import json_object
 from allowlist.targets.addresslist import AddressList, get_with_etag
 from allowlist.targets.base import Backend, Capabilities
 
@@ -25,9 +26,7 @@ class StorageAccount(AddressList):
         return get_with_etag(self._client().get_properties, self.ref.resource_group, self.ref.name)
 
     def _acls(self, account: Mapping[str, Any]) -> Mapping[str, Any]:
-        props = account.get("properties")
-        acls = props.get("networkAcls") if isinstance(props, Mapping) else None
-        return acls if isinstance(acls, Mapping) else {}
+        return json_object(json_object(account.get("properties")).get("networkAcls"))
 
     def _items(self, account: Mapping[str, Any]) -> list[Any]:
         acls = self._acls(account)

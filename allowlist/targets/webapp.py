@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from allowlist.armerrors import describe
+from allowlist.jsonshape import json_object
 from allowlist.model import ExistingRule, IpRange, TargetRef
 from allowlist.targets.base import (
     Backend,
@@ -90,8 +91,7 @@ class AccessRestrictions:
         """The restrictions as ARM holds them, without the implicit "Allow all", and the ETag."""
         response = self._send("GET")
         body = response.json()
-        props = body.get("properties") if isinstance(body, Mapping) else None
-        items = props.get("ipSecurityRestrictions") if isinstance(props, Mapping) else None
+        items = json_object(json_object(body).get("properties")).get("ipSecurityRestrictions")
         entries = [i for i in items or [] if isinstance(i, dict) and i.get("priority") != IMPLICIT]
         return entries, response.headers.get("ETag")
 
